@@ -1,0 +1,40 @@
+# Set-up is automatic: every target that needs Python creates .venv on first use (idempotent:
+# the stamp file .venv/.installed is newer than pyproject.toml when nothing needs doing).
+# Versions are pinned in pyproject.toml (see shared/REFERENCE.md s5 for why these).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install test test-slow train lint bench compare clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# torch first and alone: pinned CUDA-capable 2.14.1 + torchvision 0.29.1 (from the local disk here)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The fast suite (< 10 min on 2 cores). Slow tests are marked and run by `make test-slow`.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests
+
+# The main job on the embedded default: LDM on the toy world (trains the toy CLIP and VAE first
+# if they are not cached). Extra Hydra overrides: make train ARGS="trainer.max_images=20000"
+train: $(STAMP)
+	$(BIN)/python -m ldm_vs_gan.train model=ldm $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check ldm_vs_gan tests experiments
+	$(BIN)/ruff format --check ldm_vs_gan tests experiments
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,114 @@
+"""The contract between the training loop and a model family (DESIGN.md, "The contracts").
+
+A family (LDM, GALIP, and the two pre-training stages VAE and CLIP, plus the tiny test family)
+subclasses :class:`Family`. It declares its **phases** in order; the loop runs every phase once
+per step (GALIP: ``discriminator`` then ``generator``). Each phase names the trainable networks
+it updates and its optimizer settings. The family computes ``loss(phase, batch, ctx)``; the loop
+owns everything else: DDP wrapping, autocast, GradScaler, accumulation, clipping, warm-up, EMA,
+checkpoints, logging.
+
+Networks are addressed by name. ``ctx.nets[name]`` is what the family must call in ``loss``:
+for the networks of the phase being trained the loop puts the DDP-wrapped module there (so
+gradients are averaged across ranks), for every other network the plain module. A family never
+stores or calls a DDP wrapper itself, and never calls ``.backward()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ldm_vs_gan.data.batch import Batch
+
+
+@dataclass
+class OptimizerSpec:
+    """Optimizer settings of one phase (built by the loop, so all families share one code path).
+
+    name: ``adam`` | ``adamw``; lr: peak learning rate (warm-up is the trainer's);
+    betas/eps/weight_decay as in ``torch.optim``; grad_clip: max global grad norm or None.
+    """
+
+    name: str = "adamw"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+
+
+@dataclass
+class Phase:
+    name: str  # e.g. "denoiser", "discriminator", "generator"
+    networks: list[str]  # names in Family.networks() whose parameters this phase updates
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+
+
+@dataclass
+class StepContext:
+    """What the loop passes to ``Family.loss`` besides the batch.
+
+    nets: name -> module to call (DDP-wrapped for the phase's own networks).
+    grad_scale: the current GradScaler scale of this phase (1.0 without fp16). A family that takes
+        gradients inside its loss (GALIP's MA-GP) scales the outputs by it before
+        ``torch.autograd.grad`` and divides the gradients by it afterwards (PyTorch AMP recipe for
+        gradient penalties), so fp16 does not underflow and the penalty is unscaled correctly.
+    images_seen: global images seen before this step (for schedules inside a family, if any).
+    """
+
+    nets: dict[str, nn.Module]
+    grad_scale: float = 1.0
+    images_seen: int = 0
+
+
+class Family(nn.Module):
+    """Base class. Subclasses build their networks and frozen components in ``__init__``.
+
+    Required: :meth:`phases`, :meth:`networks`, :meth:`loss`. Generative families also implement
+    :meth:`generate`; stages with other previews (VAE reconstructions) override :meth:`preview`.
+    Frozen components are attributes (so ``.to(device)`` moves them) but never appear in
+    :meth:`networks`; they are put in eval mode with ``requires_grad_(False)``.
+    """
+
+    #: name of the network whose EMA is kept and used for sampling (None: no EMA, e.g. stages)
+    ema_network: str | None = None
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Trainable networks by name (these, and only these, are checkpointed and DDP-wrapped)."""
+        raise NotImplementedError
+
+    def loss(self, phase: str, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss of ``phase`` on ``batch`` and a dict of scalars to log (floats or 0-d tensors)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(self, captions: list[str], seeds: list[int] | torch.Tensor, **sampling: Any) -> torch.Tensor:
+        """uint8 images (B, 3, H, W), one per caption; image i depends only on (captions[i],
+        seeds[i], sampling) so any single image can be regenerated alone. Seeds are int64."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate images")
+
+    @torch.no_grad()
+    def preview(self, batch: Batch, seeds: list[int]) -> torch.Tensor:
+        """uint8 images for the sample grid of the fixed panel (held-out ``batch``, fixed seeds).
+        Default: generate from the panel's captions."""
+        return self.generate(batch.captions, seeds)
+
+    @torch.no_grad()
+    def evaluate(self, batches: list[Batch]) -> dict[str, float]:
+        """Quick evaluation on held-out batches at the trainer's eval interval (e.g. CLIP
+        retrieval accuracy, VAE PSNR, toy-judge fidelity). Default: nothing."""
+        return {}
+
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The sampling settings ``generate`` uses when given none (recorded in provenance)."""
+        return {}
+
+    def flops_per_image(self) -> float | None:
+        """Optional analytic estimate of training FLOPs per image; the loop measures one otherwise."""
+        return None
