@@ -75,6 +75,9 @@ class Family(nn.Module):
 
     #: name of the network whose EMA is kept and used for sampling (None: no EMA, e.g. stages)
     ema_network: str | None = None
+    #: True for families whose ``generate`` makes images from captions (LDM, GALIP): the loop then
+    #: also runs the metrics room's ``quick_eval`` at the eval interval.
+    generative: bool = False
 
     def phases(self) -> list[Phase]:
         raise NotImplementedError
