@@ -38,3 +38,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmarks (print numbers; not tests). Each script documents what it measures.
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The first study: both families on the toy world, same budget, 3 seeds each, then the report.
+compare: $(STAMP)
+	$(BIN)/python experiments/toy_ldm_vs_galip/run.py
