@@ -1,0 +1,370 @@
+"""Where a frozen component's weights come from: one function per ``source`` value.
+
+CLIP (``clip.source``): ``pretrained`` (open_clip name + tag, from the local HF/open_clip cache),
+``file`` (a weights file + architecture), ``local-dir`` (open_clip's ``local-dir:`` folder),
+``run`` (a run directory of the ``model=clip`` stage), ``toy`` (the toy world's CLIP, trained on
+first use), ``random`` (the architecture with random weights: tests, parameter counts).
+
+Autoencoder (``autoencoder.source``): ``hub`` (a diffusers repo id, from the local HF cache),
+``local-dir`` (a ``from_pretrained`` folder), ``run`` (a ``model=vae`` stage run), ``toy``,
+``random``.
+
+Every weight is located on disk here before a library is called (``weights.py``), so an absent
+one is a single fast :class:`MissingWeightsError` naming the config key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ldm_vs_gan.components.autoencoder import FrozenAutoencoder, build_autoencoder_kl
+from ldm_vs_gan.components.clip import FrozenCLIP, bpe_tokenizer, build_open_clip
+from ldm_vs_gan.components.weights import (
+    downloads_allowed,
+    existing_path,
+    hf_cached,
+    load_state_dict_file,
+)
+from ldm_vs_gan.errors import MissingWeightsError, bad_value
+from ldm_vs_gan.paths import sha256_file
+
+CLIP_SOURCES = ("pretrained", "file", "local-dir", "run", "toy", "random")
+AE_SOURCES = ("hub", "local-dir", "run", "toy", "random")
+
+
+def _get(cfg, key, default=None):
+    if cfg is None:
+        return default
+    if isinstance(cfg, dict):
+        return cfg.get(key, default)
+    return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+
+
+def _plain(x):
+    """OmegaConf node -> plain Python containers."""
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(x):
+            return OmegaConf.to_container(x, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return x
+
+
+def _resolution(data_cfg, default: int = 32) -> int:
+    return int(_get(data_cfg, "resolution", default) or default)
+
+
+# ============================================================================ CLIP
+
+
+def clip_arch(arch: dict, resolution: int) -> dict:
+    """open_clip model-config dict from ``clip.arch`` / ``model.arch``: ``vision_cfg.image_size``
+    null -> the data resolution; ``vision_cfg.patch_size`` null -> image_size // ``grid``
+    (``grid``: our key, patches per side, default 8)."""
+    arch = json.loads(json.dumps(_plain(arch)))  # deep copy, plain
+    v = arch["vision_cfg"]
+    grid = int(v.pop("grid", 8) or 8)
+    v["image_size"] = int(v.get("image_size") or resolution)
+    if not v.get("patch_size"):
+        if v["image_size"] % grid:
+            raise bad_value("clip.arch.vision_cfg.grid", grid, f"a divisor of image_size={v['image_size']}")
+        v["patch_size"] = v["image_size"] // grid
+    return arch
+
+
+def _clip_from_arch(arch: dict, context_length=None) -> tuple:
+    model = build_open_clip(arch)
+    ctx = int(context_length or arch["text_cfg"].get("context_length", 77))
+    return model, bpe_tokenizer(ctx)
+
+
+def _clip_named(name: str, context_length=None, quick_gelu: bool = False):
+    import open_clip
+
+    if open_clip.get_model_config(name) is None:
+        raise bad_value("clip.model", name, "an open_clip model name (open_clip.list_models()), "
+                        "or clip.model=null with clip.arch set")
+    kw = {"force_quick_gelu": bool(quick_gelu)}
+    if context_length:
+        kw["force_context_length"] = int(context_length)
+    model = open_clip.create_model(name, pretrained=None, **kw)
+    tok = open_clip.get_tokenizer(name, context_length=int(context_length or model.context_length))
+    return model, tok
+
+
+def _clip_architecture(cfg, data_cfg):
+    """(model, tokenizer) with random weights from ``clip.model`` (open_clip name) or ``clip.arch``."""
+    name, arch = _get(cfg, "model"), _get(cfg, "arch")
+    if name:
+        return _clip_named(name, _get(cfg, "context_length"), bool(_get(cfg, "quick_gelu") or False))
+    if arch:
+        return _clip_from_arch(clip_arch(arch, _resolution(data_cfg)), _get(cfg, "context_length"))
+    raise bad_value("clip.model", name, "an open_clip model name, or set clip.arch")
+
+
+def _pretrained_file(name: str, tag: str, cache_dir) -> tuple[str | None, dict]:
+    """Local file of open_clip's (name, tag), looked up in the HF cache and open_clip's URL cache."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    pcfg = get_pretrained_cfg(name, tag)
+    if not pcfg:
+        from open_clip.pretrained import list_pretrained_tags_by_model
+
+        raise bad_value("clip.pretrained", tag, list_pretrained_tags_by_model(name) or f"(no tags for {name})")
+    hub = pcfg.get("hf_hub", "")
+    if hub:
+        repo, fname = os.path.split(hub)
+        names = [fname] if fname else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        if fname.endswith((".bin", ".pth", ".pt")):
+            names.insert(0, os.path.splitext(fname)[0] + ".safetensors")
+        for n in names:
+            hit = hf_cached(repo, n, cache_dir)
+            if hit:
+                return hit, pcfg
+    url = pcfg.get("url", "")
+    if url:
+        p = Path(cache_dir or "~/.cache/clip").expanduser() / os.path.basename(url)
+        if p.is_file():
+            return str(p), pcfg
+    return None, pcfg
+
+
+def _clip_pretrained(cfg, data_cfg):
+    import open_clip
+
+    name, tag = _get(cfg, "model"), _get(cfg, "pretrained")
+    if not name or not tag:
+        raise bad_value("clip.pretrained" if name else "clip.model", tag if name else name,
+                        "an open_clip model name and pretrained tag (e.g. clip.model=ViT-B-32 "
+                        "clip.pretrained=laion2b_s34b_b79k)")
+    cache = _get(cfg, "cache_dir")
+    path, pcfg = _pretrained_file(name, tag, cache)
+    quick = bool(_get(cfg, "quick_gelu") if _get(cfg, "quick_gelu") is not None else pcfg.get("quick_gelu", False))
+    if path is None:
+        if not downloads_allowed(bool(_get(cfg, "allow_download", False))):
+            where = pcfg.get("hf_hub") or pcfg.get("url")
+            raise MissingWeightsError(
+                f"clip.pretrained={tag!r} (clip.model={name!r}): weights not on this machine "
+                f"(not in the Hugging Face cache: {where}) and downloads are off. Either run once on a "
+                f"machine with internet `python -c \"import open_clip; open_clip.create_model('{name}', "
+                f"pretrained='{tag}')\"` and copy ~/.cache/huggingface here, or set clip.source=file "
+                f"clip.path=/path/to/open_clip_model.safetensors, or allow downloading with "
+                f"clip.allow_download=true and HF_HUB_OFFLINE=0.")
+        path = tag  # let open_clip download (allowed)
+    kw = {"force_quick_gelu": quick}
+    if _get(cfg, "context_length"):
+        kw["force_context_length"] = int(_get(cfg, "context_length"))
+    try:
+        model = open_clip.create_model(name, pretrained=path, cache_dir=cache, **kw)
+    except Exception as e:  # a download that failed, a corrupt file
+        raise MissingWeightsError(f"clip.pretrained={tag!r} (clip.model={name!r}) could not be loaded "
+                                  f"from {path}: {type(e).__name__}: {str(e)[:200]}") from e
+    tok = open_clip.get_tokenizer(name, context_length=int(_get(cfg, "context_length") or model.context_length))
+    info = {"source": "pretrained", "model": name, "pretrained": tag, "path": str(path)}
+    return FrozenCLIP(model, tok, info=info, mean=pcfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
+                      std=pcfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+
+
+def _clip_file(cfg, data_cfg):
+    path = existing_path(
+        _get(cfg, "path"), "clip.path", "an open_clip state-dict file (.safetensors, .pt, .bin)",
+        "Set clip.model (open_clip name) or clip.arch to its architecture.")
+    model, tok = _clip_architecture(cfg, data_cfg)
+    _load_strict(model, load_state_dict_file(path), "clip.path", path)
+    return FrozenCLIP(model, tok, info={"source": "file", "path": str(path), "sha256": sha256_file(path),
+                                        "model": _get(cfg, "model")})
+
+
+def _clip_local_dir(cfg, data_cfg):
+    import open_clip
+
+    how = ("A folder with open_clip_config.json and open_clip_model.safetensors (or "
+           "open_clip_pytorch_model.bin), e.g. a snapshot of an open_clip hub repo.")
+    path = existing_path(_get(cfg, "path"), "clip.path", "a local open_clip folder", how)
+    if not (path / "open_clip_config.json").is_file():
+        raise MissingWeightsError(f"clip.path={str(path)!r} has no open_clip_config.json. {how}")
+    model = open_clip.create_model(f"local-dir:{path}")
+    tok = open_clip.get_tokenizer(f"local-dir:{path}")
+    return FrozenCLIP(model, tok, info={"source": "local-dir", "path": str(path)})
+
+
+def clip_from_run(run_dir, key: str = "clip.path") -> FrozenCLIP:
+    """The CLIP of a ``model=clip`` stage run: architecture from its ``config.yaml``, weights from
+    ``weights/clip.safetensors`` (falls back to the checkpoint's network state)."""
+    run = existing_path(run_dir, key, "a run directory of the CLIP stage (python -m ldm_vs_gan.train model=clip)",
+                        "Train one with `python -m ldm_vs_gan.train model=clip run_dir=...`.")
+    rcfg = _run_config(run, key)
+    arch = clip_arch(_get(rcfg["model"], "arch"), _resolution(rcfg.get("data")))
+    model, tok = _clip_from_arch(arch)
+    wfile, sd = _run_weights(run, "clip", key)
+    _load_strict(model, sd, key, wfile)
+    info = {"source": "run", "path": str(run), "weights": str(wfile), "sha256": sha256_file(wfile),
+            "arch": arch}
+    return FrozenCLIP(model, tok, info=info)
+
+
+def _clip_run(cfg, data_cfg):
+    return clip_from_run(_get(cfg, "path"))
+
+
+def _clip_random(cfg, data_cfg):
+    model, tok = _clip_architecture(cfg, data_cfg)
+    return FrozenCLIP(model, tok, info={"source": "random", "model": _get(cfg, "model")})
+
+
+def _clip_toy(cfg, data_cfg):
+    from ldm_vs_gan.components.resolve import resolve_toy_stage
+
+    return clip_from_run(resolve_toy_stage("clip", cfg, data_cfg), key="clip (toy stage)")
+
+
+def build_clip(clip_cfg, *, data_cfg=None) -> FrozenCLIP:
+    """The frozen CLIP of ``clip_cfg`` (the ``clip`` node); ``data_cfg`` gives the resolution of
+    built architectures and keys the toy CLIP."""
+    src = _get(clip_cfg, "source")
+    fn = {"pretrained": _clip_pretrained, "file": _clip_file, "local-dir": _clip_local_dir,
+          "run": _clip_run, "toy": _clip_toy, "random": _clip_random}.get(src)
+    if fn is None:
+        raise bad_value("clip.source", src, CLIP_SOURCES)
+    return fn(clip_cfg, data_cfg)
+
+
+# ============================================================================ run dirs
+
+
+def _run_config(run: Path, key: str) -> dict:
+    from omegaconf import OmegaConf
+
+    f = run / "config.yaml"
+    if not f.is_file():
+        raise MissingWeightsError(f"{key}={str(run)!r} is not a run directory (no config.yaml).")
+    return OmegaConf.to_container(OmegaConf.load(f), resolve=False)
+
+
+def _run_weights(run: Path, net: str, key: str):
+    """(file, state dict) of network ``net`` in a run: ``weights/<net>.safetensors``, else the
+    ``networks`` entry of ``checkpoints/last.pt``."""
+    w = run / "weights" / f"{net}.safetensors"
+    if w.is_file():
+        return w, load_state_dict_file(w)
+    ck = run / "checkpoints" / "last.pt"
+    if ck.is_file():
+        import torch
+
+        state = torch.load(ck, map_location="cpu", weights_only=True)
+        for k in ("networks", "nets", "model"):
+            if isinstance(state.get(k), dict) and net in state[k]:
+                return ck, state[k][net]
+    raise MissingWeightsError(f"{key}={str(run)!r} has no weights/{net}.safetensors (is the run finished?).")
+
+
+def _load_strict(model, sd, key, path) -> None:
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise MissingWeightsError(
+            f"{key}={str(path)!r} does not match the architecture: missing {list(missing)[:4]}, "
+            f"unexpected {list(unexpected)[:4]} (check clip.model / clip.arch / autoencoder.arch).")
+
+
+# ============================================================================ autoencoder
+
+
+def _vae_how(repo: str, sub) -> str:
+    s = f", subfolder='{sub}'" if sub else ""
+    return (f"Either run once on a machine with internet `python -c \"from diffusers import AutoencoderKL; "
+            f"AutoencoderKL.from_pretrained('{repo}'{s})\"` and copy ~/.cache/huggingface here, or "
+            f"save it with .save_pretrained(DIR) and set autoencoder.source=local-dir autoencoder.path=DIR, "
+            f"or allow downloading with autoencoder.allow_download=true and HF_HUB_OFFLINE=0.")
+
+
+def _ae_hub(cfg, data_cfg):
+    from diffusers import AutoencoderKL
+
+    repo, sub = _get(cfg, "repo"), _get(cfg, "subfolder")
+    if not repo:
+        raise bad_value("autoencoder.repo", repo, "a diffusers hub id, e.g. stabilityai/sd-vae-ft-mse")
+    cache = _get(cfg, "cache_dir")
+    pre = f"{sub}/" if sub else ""
+    have_cfg = hf_cached(repo, pre + "config.json", cache)
+    have_w = any(hf_cached(repo, pre + n, cache) for n in
+                 ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))
+    local_only = bool(have_cfg and have_w)
+    if not local_only and not downloads_allowed(bool(_get(cfg, "allow_download", False))):
+        raise MissingWeightsError(f"autoencoder.repo={repo!r}: weights not on this machine (not in the "
+                                  f"Hugging Face cache) and downloads are off. {_vae_how(repo, sub)}")
+    try:
+        vae = AutoencoderKL.from_pretrained(repo, subfolder=sub, cache_dir=cache, local_files_only=local_only)
+    except Exception as e:
+        raise MissingWeightsError(f"autoencoder.repo={repo!r} could not be loaded: {type(e).__name__}: "
+                                  f"{str(e)[:200]}") from e
+    return FrozenAutoencoder(vae, scaling_factor=_get(cfg, "scaling_factor"), latent=_get(cfg, "latent", "mode"),
+                             info={"source": "hub", "repo": repo, "subfolder": sub})
+
+
+def _ae_local_dir(cfg, data_cfg):
+    from diffusers import AutoencoderKL
+
+    how = "A folder written by AutoencoderKL.save_pretrained (config.json + diffusion_pytorch_model.safetensors)."
+    path = existing_path(_get(cfg, "path"), "autoencoder.path", "a local AutoencoderKL folder", how)
+    sub = _get(cfg, "subfolder")
+    folder = path / sub if sub else path
+    if not (folder / "config.json").is_file() or not any(
+            (folder / n).is_file() for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")):
+        raise MissingWeightsError(f"autoencoder.path={str(folder)!r} lacks config.json or "
+                                  f"diffusion_pytorch_model.safetensors. {how}")
+    vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
+    return FrozenAutoencoder(vae, scaling_factor=_get(cfg, "scaling_factor"), latent=_get(cfg, "latent", "mode"),
+                             info={"source": "local-dir", "path": str(folder)})
+
+
+def autoencoder_from_run(run_dir, key: str = "autoencoder.path", latent: str = "mode") -> FrozenAutoencoder:
+    """The VAE of a ``model=vae`` stage run: architecture from ``config.yaml``, weights (and the
+    measured ``scaling_factor`` buffer) from ``weights/vae.safetensors``."""
+    run = existing_path(run_dir, key, "a run directory of the VAE stage (python -m ldm_vs_gan.train model=vae)",
+                        "Train one with `python -m ldm_vs_gan.train model=vae run_dir=...`.")
+    rcfg = _run_config(run, key)
+    res = _resolution(rcfg.get("data"))
+    wfile, sd = _run_weights(run, "vae", key)
+    sd = dict(sd)
+    scale = sd.pop("scaling_factor", None)
+    sd = {k[len("vae."):] if k.startswith("vae.") else k: v for k, v in sd.items()}
+    vae = build_autoencoder_kl(_get(rcfg["model"], "arch"), res)
+    _load_strict(vae, sd, key, wfile)
+    scale = float(scale) if scale is not None and float(scale) > 0 else 1.0
+    return FrozenAutoencoder(vae, scaling_factor=scale, latent=latent,
+                             info={"source": "run", "path": str(run), "weights": str(wfile),
+                                   "sha256": sha256_file(wfile)})
+
+
+def _ae_run(cfg, data_cfg):
+    return autoencoder_from_run(_get(cfg, "path"), latent=_get(cfg, "latent", "mode"))
+
+
+def _ae_random(cfg, data_cfg):
+    arch = _get(cfg, "arch")
+    if not arch:
+        raise bad_value("autoencoder.arch", arch, "an architecture dict (channels, layers_per_block, ...)")
+    vae = build_autoencoder_kl(_plain(arch), _resolution(data_cfg),
+                               scaling_factor=float(_get(cfg, "scaling_factor") or 1.0))
+    return FrozenAutoencoder(vae, latent=_get(cfg, "latent", "mode"), info={"source": "random"})
+
+
+def _ae_toy(cfg, data_cfg):
+    from ldm_vs_gan.components.resolve import resolve_toy_stage
+
+    return autoencoder_from_run(resolve_toy_stage("vae", cfg, data_cfg), key="autoencoder (toy stage)",
+                                latent=_get(cfg, "latent", "mode"))
+
+
+def build_autoencoder(ae_cfg, *, data_cfg=None) -> FrozenAutoencoder:
+    """The frozen AutoencoderKL of ``ae_cfg`` (the ``autoencoder`` node)."""
+    src = _get(ae_cfg, "source")
+    fn = {"hub": _ae_hub, "local-dir": _ae_local_dir, "run": _ae_run, "toy": _ae_toy,
+          "random": _ae_random}.get(src)
+    if fn is None:
+        raise bad_value("autoencoder.source", src, AE_SOURCES)
+    return fn(ae_cfg, data_cfg)
