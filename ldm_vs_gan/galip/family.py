@@ -1,0 +1,216 @@
+"""The GALIP family (Tao et al., CVPR 2023): Mate-G and Mate-D around one frozen CLIP.
+
+Phases, in order (the loop runs both every step): ``discriminator`` (Adam lr 4e-4, betas (0, 0.9))
+then ``generator`` (Adam lr 1e-4, betas (0, 0.9)); no LR schedule, no EMA by default (official).
+The frozen CLIP is shared by the text side (sentence embedding), Mate-D (tapped patch tokens and,
+for the generator's CLIP-similarity term, the image embedding) and Mate-G (the prompted ViT pass).
+Objectives: ``galip/losses.py``; networks: ``galip/mate_g.py``, ``galip/mate_d.py``; default
+sizes that scale with the ViT: ``galip/arch.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ldm_vs_gan.data.batch import Batch
+from ldm_vs_gan.errors import bad_value, require
+from ldm_vs_gan.galip import arch
+from ldm_vs_gan.galip.losses import clip_similarity, hinge_fake, hinge_real, ma_gp, mismatched
+from ldm_vs_gan.galip.mate_d import MateD
+from ldm_vs_gan.galip.mate_g import MateG
+from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
+
+
+def _get(node, key, default=None):
+    """``node.key`` for DictConfig or dict (None when the node is None)."""
+    if node is None:
+        return default
+    v = node.get(key, default) if hasattr(node, "get") else getattr(node, key, default)
+    return default if v is None else v
+
+
+class GALIPFamily(Family):
+    generative = True
+
+    def __init__(self, clip, model_cfg, resolution: int):
+        super().__init__()
+        self.clip = clip  # frozen (FrozenCLIP keeps itself in eval, requires_grad False)
+        m = model_cfg
+        g, d, loss, opt = (_get(m, k, {}) for k in ("generator", "discriminator", "loss", "optim"))
+        depth, (gh, gw) = clip.vit_layers, clip.vit_grid
+        require(gh == gw, f"GALIP needs a square ViT patch grid; clip gives {gh}x{gw}")
+
+        # ---- where Mate-D taps the ViT and where Mate-G prompts it (1-based blocks) ----
+        taps = _get(d, "taps")
+        self.taps = (arch.check_blocks("model.discriminator.taps", taps, depth) if taps is not None
+                     else arch.map_blocks(arch.OFFICIAL_TAPS, depth))
+        prompt_blocks = _get(g, "prompt_blocks")
+        prompt_blocks = (arch.check_blocks("model.generator.prompt_blocks", prompt_blocks, depth)
+                         if prompt_blocks is not None else arch.map_blocks(arch.OFFICIAL_PROMPT_BLOCKS, depth))
+
+        # ---- image-generator schedule: sizes from grid -> resolution, DF-GAN channels ----
+        sizes = _get(g, "sizes")
+        sizes = [int(s) for s in sizes] if sizes is not None else arch.generator_sizes(gh, int(resolution))
+        require(sizes[-1] == int(resolution),
+                f"model.generator.sizes={sizes} must end at data.resolution={resolution}")
+        ngf = int(_get(g, "ngf", 64))
+        max_mult = int(_get(g, "max_mult", 8))
+        channels = _get(g, "channels")
+        channels = ([int(c) for c in channels] if channels is not None
+                    else arch.generator_channels(len(sizes), ngf, max_mult))
+        require(len(channels) == len(sizes),
+                f"model.generator.channels={channels} needs one entry per block of sizes={sizes}")
+        self.z_dim = int(_get(m, "z_dim", 100))
+        E = clip.embed_dim
+        self.generator = MateG(
+            clip,
+            sentence_dim=E,
+            z_dim=self.z_dim,
+            bridge_channels=int(_get(g, "bridge_channels", 64)),
+            bridge_mid_channels=int(_get(g, "bridge_mid_channels", 32)),
+            bridge_blocks=int(_get(g, "bridge_blocks", 4)),
+            prompt_blocks=prompt_blocks,
+            fusion_channels=int(_get(g, "fusion_channels", ngf * max_mult)),
+            sizes=sizes,
+            channels=channels,
+            vit_mix=float(_get(g, "vit_mix", 0.1)),
+        )
+        self.discriminator = MateD(
+            width=clip.vit_width,
+            grid=(gh, gw),
+            n_taps=len(self.taps),
+            sentence_dim=E,
+            out_channels=int(_get(d, "out_channels", 512)),
+            assessor_channels=int(_get(d, "assessor_channels", 128)),
+        )
+
+        # ---- objectives and optimisers ----
+        self.clip_weight = float(_get(loss, "clip_weight", 4.0))
+        self.gp_k = float(_get(loss, "magp_k", 2.0))
+        self.gp_p = float(_get(loss, "magp_p", 6.0))
+        self.mismatch_weight = float(_get(loss, "mismatch_weight", 0.5))
+        betas = tuple(float(b) for b in _get(opt, "betas", (0.0, 0.9)))
+        require(len(betas) == 2, f"model.optim.betas={list(betas)} must be two numbers")
+        self._opt_g = OptimizerSpec("adam", float(_get(opt, "lr_g", 1e-4)), betas,
+                                    grad_clip=_get(opt, "grad_clip_g"))
+        self._opt_d = OptimizerSpec("adam", float(_get(opt, "lr_d", 4e-4)), betas,
+                                    grad_clip=_get(opt, "grad_clip_d"))
+        ema = _get(m, "ema", False)
+        if not isinstance(ema, bool):
+            raise bad_value("model.ema", ema, "true, false")
+        # Instance attribute: the engine keys its EMA on it (None: no EMA, the official setting).
+        self.ema_network = "generator" if ema else None
+        trunc = _get(_get(m, "sampling", {}), "truncation")
+        self._truncation = None if trunc is None else float(trunc)
+        self._sent_cache: tuple[tuple[str, ...], torch.Tensor] | None = None
+
+    @classmethod
+    def from_config(cls, cfg) -> GALIPFamily:
+        from ldm_vs_gan.components import build_clip
+
+        clip = build_clip(cfg.clip, data_cfg=cfg.data)
+        return cls(clip, cfg.model, int(cfg.data.resolution))
+
+    # ---- the Family contract ----------------------------------------------------------------
+
+    def phases(self) -> list[Phase]:
+        return [Phase("discriminator", ["discriminator"], self._opt_d),
+                Phase("generator", ["generator"], self._opt_g)]
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def sentence(self, captions: list[str]) -> torch.Tensor:
+        """(B, E) sentence embeddings from the frozen text tower; cached for the batch both phases
+        see (the loop passes the same micro-batch to the D and the G phase)."""
+        key = tuple(captions)
+        if self._sent_cache is not None and self._sent_cache[0] == key:
+            return self._sent_cache[1]
+        with torch.no_grad():
+            e = self.clip.encode_text(list(captions)).pooled.detach()
+        self._sent_cache = (key, e)
+        return e
+
+    def _noise(self, n: int, device) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, device=device)
+
+    def loss(self, phase: str, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        if phase == "discriminator":
+            return self._d_loss(batch, ctx)
+        if phase == "generator":
+            return self._g_loss(batch, ctx)
+        raise bad_value("phase", phase, ["discriminator", "generator"])
+
+    def _d_loss(self, batch: Batch, ctx: StepContext):
+        G, D = ctx.nets["generator"], ctx.nets["discriminator"]
+        images = batch.images
+        sent = self.sentence(batch.captions)
+        with torch.no_grad():
+            real_taps = self.clip.image_block_tokens(images, self.taps)
+            fake = G(self._noise(images.shape[0], images.device), sent)  # features detached
+            fake_taps = self.clip.image_block_tokens(fake, self.taps)
+        # MA-GP differentiates D with respect to the real CLIP features and the sentence.
+        real_taps = [t.detach().requires_grad_(True) for t in real_taps]
+        sent_gp = sent.detach().clone().requires_grad_(True)
+        real = D(real_taps, sent_gp)  # (B,)
+        mis = D(real_taps, mismatched(sent))  # every image with another sample's caption
+        fk = D(fake_taps, sent)
+        l_real, l_fake, l_mis = hinge_real(real), hinge_fake(fk), hinge_fake(mis)
+        gp = ma_gp(real, [*real_taps, sent_gp], k=self.gp_k, p=self.gp_p, grad_scale=ctx.grad_scale)
+        total = l_real + self.mismatch_weight * (l_fake + l_mis) + gp
+        logs = {"real": l_real.detach(), "fake": l_fake.detach(), "mismatch": l_mis.detach(),
+                "ma_gp": gp.detach(), "logit_real": real.detach().float().mean(),
+                "logit_fake": fk.detach().float().mean()}
+        return total, logs
+
+    def _g_loss(self, batch: Batch, ctx: StepContext):
+        G, D = ctx.nets["generator"], ctx.nets["discriminator"]
+        sent = self.sentence(batch.captions)
+        fake = G(self._noise(len(batch), batch.images.device), sent)
+        # Two passes through the frozen ViT (tapped tokens, then the image embedding): the contract
+        # has no single call for both; see the GALIP report for the proposed combined call.
+        logit = D(self.clip.image_block_tokens(fake, self.taps), sent)
+        sim = clip_similarity(self.clip.encode_image(fake), sent)
+        adv = -logit.float().mean()
+        total = adv - self.clip_weight * sim
+        return total, {"adv": adv.detach(), "clip_sim": sim.detach()}
+
+    # ---- sampling ---------------------------------------------------------------------------
+
+    def sampling_defaults(self) -> dict[str, Any]:
+        """GAN sampling has one knob: truncation of z (None = plain N(0, I), as official)."""
+        return {"truncation": self._truncation}
+
+    def noise_for(self, seeds, truncation: float | None = None) -> torch.Tensor:
+        """(B, z_dim) noise, row i from its own torch.Generator seeded with seeds[i] (int64), so
+        any image can be regenerated alone. Truncation t > 0 resamples |z| > t (BigGAN's trick)."""
+        rows = []
+        for s in torch.as_tensor(seeds, dtype=torch.int64).tolist():
+            gen = torch.Generator().manual_seed(int(s) & 0xFFFF_FFFF_FFFF_FFFF)
+            z = torch.randn(self.z_dim, generator=gen)
+            if truncation is not None:
+                for _ in range(1000):
+                    bad = z.abs() > truncation
+                    if not bad.any():
+                        break
+                    z[bad] = torch.randn(int(bad.sum()), generator=gen)
+                z = z.clamp(-truncation, truncation)
+            rows.append(z)
+        return torch.stack(rows)
+
+    @torch.no_grad()
+    def generate(self, captions: list[str], seeds, **sampling: Any) -> torch.Tensor:
+        unknown = set(sampling) - {"truncation"}
+        if unknown:
+            raise bad_value("sampling option", sorted(unknown)[0], ["truncation"])
+        trunc = sampling.get("truncation", self._truncation)
+        if trunc is not None and not float(trunc) > 0:
+            raise bad_value("truncation", trunc, "a number > 0, or None")
+        require(len(captions) == len(seeds), f"generate: {len(captions)} captions but {len(seeds)} seeds")
+        device = next(self.generator.parameters()).device
+        z = self.noise_for(seeds, None if trunc is None else float(trunc)).to(device)
+        sent = self.clip.encode_text(list(captions)).pooled
+        x = self.generator(z, sent).float().clamp(-1.0, 1.0)  # no tanh in G: clamp at sampling
+        return ((x + 1.0) * 127.5).round().to(torch.uint8)
