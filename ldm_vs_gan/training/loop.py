@@ -1,0 +1,316 @@
+"""The one training loop (issue 3): every family, every phase, one readable code path.
+
+Per step: take this rank's batch (``data.build_loader``: the stream is a function of (seed,
+images seen), so resuming needs no replay), then for each phase of the family: put the phase's
+networks in trainable mode (others frozen), split the batch into ``accumulate`` micro-batches,
+``family.loss`` under autocast through ``ctx.nets`` (DDP wrappers for the phase's own networks),
+backward (scaled for fp16, ``no_sync`` on all but the last micro-batch), unscale, clip, check for
+non-finite values, warm-up the learning rate, optimizer step. Then the EMA update, and whatever
+interval (in images seen) was crossed: log, samples, quick evaluation, checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from ldm_vs_gan.errors import ConfigError
+from ldm_vs_gan.training import checkpoint as ckpt
+from ldm_vs_gan.training import distributed, precision, settings
+from ldm_vs_gan.training.ema import EMA
+from ldm_vs_gan.training.family import Family, StepContext
+from ldm_vs_gan.training.guards import NonFiniteError, StopSignals
+from ldm_vs_gan.training.optim import build_optimizer, grad_norm, set_lr, warmup_factor
+from ldm_vs_gan.training.previews import Previewer
+from ldm_vs_gan.training.rundir import RunDir, init_weights_from
+from ldm_vs_gan.training.runlog import RunLogger
+
+
+def run(cfg: DictConfig) -> Path:
+    """Train (or resume) the run in ``cfg.run_dir``; returns the run dir. See docs/CONTRACTS.md."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # frozen, self-contained
+    OmegaConf.set_readonly(cfg, True)
+    s = settings.read(cfg, distributed.env_world_size())  # config errors before any work
+    info = distributed.setup(s.device, s.dist_timeout_s)
+    try:
+        return Trainer(cfg, s, info).fit()
+    finally:
+        distributed.teardown(info)
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, s: settings.Settings, dist: distributed.DistInfo):
+        self.cfg, self.s, self.dist = cfg, s, dist
+        self.device = dist.device
+        self.precision = precision.resolve(s.precision, self.device)
+        self.rd = RunDir(Path(cfg.run_dir))
+        self.rd.check_compatible(cfg)
+
+        # Same init on every rank (DDP also broadcasts rank 0's weights, this keeps EMA equal too).
+        ckpt.seed_all(int(cfg.seed))
+        self.family: Family = get_class(cfg.model._target_).from_config(cfg)
+        self.family.to(self.device)
+        self.nets = self.family.networks()
+        self.phases = self.family.phases()
+        for ph in self.phases:
+            unknown = [n for n in ph.networks if n not in self.nets]
+            if unknown:
+                raise ConfigError(f"phase {ph.name!r} of {cfg.model._target_} names unknown networks {unknown}; "
+                                  f"networks are {sorted(self.nets)}")
+        self.phase_params = {ph.name: [p for n in ph.networks for p in self.nets[n].parameters()]
+                             for ph in self.phases}
+        self.opts = {ph.name: build_optimizer(ph.optimizer, self.phase_params[ph.name], ph.name)
+                     for ph in self.phases}
+        self.scalers = {ph.name: precision.make_scaler(self.precision, self.device) for ph in self.phases}
+        ema_name = self.family.ema_network
+        self.ema = EMA(self.nets[ema_name], s.ema_decay, s.ema_warmup) if ema_name else None
+        # DDP only around the networks a phase trains; frozen components are never wrapped.
+        trained = sorted({n for ph in self.phases for n in ph.networks})
+        self.wrapped = {n: (DDP(self.nets[n], device_ids=[self.device.index] if self.device.type == "cuda"
+                                else None) if dist.active else self.nets[n]) for n in trained}
+        self.ctx_nets = {ph.name: {n: (self.wrapped[n] if n in ph.networks else m) for n, m in self.nets.items()}
+                         for ph in self.phases}
+        self.images_seen = 0
+        self.step = 0
+        self.skipped: dict[str, int] = {}
+        self.nonfinite_skipped = 0
+        self.resumed_from = self._restore()
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    def _restore(self) -> str | None:
+        last = self.rd.last_checkpoint
+        if last.exists():
+            state = ckpt.load(last)
+            self._load_state(state)
+            return str(last)
+        # fresh run: per-rank streams (noise etc.) from (seed, rank)
+        ckpt.seed_all(int(self.cfg.seed) * 1000 + 7919 * self.dist.rank + 1)
+        if self.cfg.get("init_from"):
+            init_weights_from(self.cfg.init_from, self.nets, self.ema)
+        return None
+
+    def state(self) -> dict:
+        rngs = distributed.gather_objects(self.dist, ckpt.rng_state())
+        return {
+            "format": ckpt.FORMAT,
+            "images_seen": self.images_seen,
+            "step": self.step,
+            "world_size": self.dist.world_size,
+            "networks": {n: m.state_dict() for n, m in self.nets.items()},
+            "optimizers": {n: o.state_dict() for n, o in self.opts.items()},
+            "scalers": {n: sc.state_dict() for n, sc in self.scalers.items() if sc is not None},
+            "ema": self.ema.state_dict() if self.ema else {},
+            "rng": rngs,
+            "skipped": dict(self.skipped),
+            "nonfinite_skipped": self.nonfinite_skipped,
+            "config_yaml": OmegaConf.to_yaml(self.cfg),
+        }
+
+    def _load_state(self, state: dict) -> None:
+        for n, m in self.nets.items():
+            m.load_state_dict(state["networks"][n])
+        for n, o in self.opts.items():
+            o.load_state_dict(state["optimizers"][n])
+        for n, sc in self.scalers.items():
+            if sc is not None and n in state["scalers"]:
+                sc.load_state_dict(state["scalers"][n])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.images_seen = int(state["images_seen"])
+        self.step = int(state["step"])
+        self.skipped = dict(state.get("skipped", {}))
+        self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
+        rngs = state["rng"]
+        if len(rngs) == self.dist.world_size:
+            ckpt.set_rng_state(rngs[self.dist.rank])
+        else:  # another world size: streams cannot continue, reseed them from the position
+            ckpt.seed_all(int(self.cfg.seed) * 1000 + 7919 * self.dist.rank + self.images_seen + 1)
+
+    def save(self, periodic: bool) -> None:
+        state = self.state()  # collective (RNG gather): every rank calls it
+        if self.dist.is_main:
+            ckpt.save_with_copies(state, self.rd.checkpoints, self.images_seen, self.s.keep_checkpoints, periodic)
+            self.rd.export_weights(self.family, self.nets, self.ema, self.images_seen, self.step)
+        distributed.barrier(self.dist)
+
+    # ---- one step ------------------------------------------------------------------------------
+
+    def _phase(self, ph, micro, scalars: dict) -> bool:
+        """Run one phase on the micro-batches; returns False when the step was non-finite."""
+        opt, scaler = self.opts[ph.name], self.scalers[ph.name]
+        for n, m in self.nets.items():
+            m.requires_grad_(n in ph.networks)
+        opt.zero_grad(set_to_none=True)
+        ctx = StepContext(nets=self.ctx_nets[ph.name], grad_scale=scaler.get_scale() if scaler else 1.0,
+                          images_seen=self.images_seen)
+        loss_sum = torch.zeros((), device=self.device)
+        for i, mb in enumerate(micro):
+            last = i == len(micro) - 1
+            with contextlib.ExitStack() as stack:
+                if not last and self.dist.active:
+                    for n in ph.networks:
+                        stack.enter_context(self.wrapped[n].no_sync())
+                with precision.autocast(self.precision, self.device):
+                    loss, logs = self.family.loss(ph.name, mb, ctx)
+                loss = loss.float() / len(micro)
+                (scaler.scale(loss) if scaler else loss).backward()
+            loss_sum += loss.detach()
+            for k, v in logs.items():
+                key = f"{ph.name}/{k}"
+                v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
+                scalars[key] = scalars.get(key, 0.0) + v.to(self.device) / len(micro)
+        if scaler is not None:
+            scaler.unscale_(opt)
+        gnorm = grad_norm(self.phase_params[ph.name], ph.optimizer.grad_clip)
+        scalars[f"{ph.name}/loss"] = loss_sum
+        scalars[f"{ph.name}/grad_norm"] = gnorm.detach().float()
+        # fp16: an inf gradient is the scaler's business (it skips the step and lowers the scale);
+        # a non-finite loss is not.
+        bad_grad = scaler is None and not bool(torch.isfinite(gnorm))
+        (bad,) = distributed.any_flag(self.dist, bad_grad or not bool(torch.isfinite(loss_sum)))
+        if bad:
+            if self.s.on_nonfinite == "stop":
+                raise NonFiniteError(self._nonfinite_message(ph.name, loss_sum, gnorm))
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.update()
+            return False
+        peak = ph.optimizer.lr
+        set_lr(opt, peak * warmup_factor(self.images_seen + self.s.batch_size, self.s.warmup_images))
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        return True
+
+    def _nonfinite_message(self, phase: str, loss, gnorm) -> str:
+        last = self.rd.last_checkpoint
+        intact = (f"the last good checkpoint {last} (images_seen={ckpt.load(last)['images_seen']}) is intact"
+                  if last.exists() else "no checkpoint was written yet")
+        return (f"non-finite {'loss' if not torch.isfinite(loss) else 'gradient'} in phase {phase!r} at "
+                f"images_seen={self.images_seen} (loss={float(loss):.4g}, grad_norm={float(gnorm):.4g}); "
+                f"{intact}; set trainer.on_nonfinite=skip to skip such steps, or lower the learning rate")
+
+    def train_step(self, batch, scalars: dict) -> None:
+        micro = batch.split(self.s.accumulate) if self.s.accumulate > 1 else [batch]
+        ok = True
+        for ph in self.phases:
+            ok = self._phase(ph, micro, scalars) and ok
+        if not ok:
+            self.nonfinite_skipped += 1
+        if self.ema is not None:
+            self.ema.update()
+        for k, v in batch.skipped.items():
+            self._pending_skips[k] = self._pending_skips.get(k, 0) + int(v)
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def fit(self) -> Path:
+        s, cfg, dist = self.s, self.cfg, self.dist
+        if dist.is_main:
+            self.rd.write_config(cfg)
+        distributed.barrier(dist)
+        log = RunLogger(self.rd.path, cfg, enabled=dist.is_main, max_images=s.max_images,
+                        start_images=self.images_seen, progress=s.progress)
+        previewer = Previewer(self, log)
+        from ldm_vs_gan import data as data_mod  # attribute lookup at call time (tests stand in)
+
+        loader = data_mod.build_loader(
+            cfg.data, split="train", batch_size=s.per_rank_batch, rank=dist.rank, world_size=dist.world_size,
+            seed=int(cfg.seed), start_images_seen=self.images_seen, num_workers=s.num_workers)
+        it = iter(loader)
+        if self.resumed_from:
+            log.message(f"resumed from {self.resumed_from} at images_seen={self.images_seen}")
+        self._pending_skips: dict[str, int] = {}
+        scalars: dict = {}
+        n_steps_logged, t_log, t_side = 0, time.perf_counter(), 0.0
+        flops_per_image = self.family.flops_per_image()
+        measure = s.measure_flops and flops_per_image is None
+        self.family.train()
+        try:
+            with StopSignals() as signals:
+                while self.images_seen < s.max_images:
+                    (stop,) = distributed.any_flag(dist, signals.received is not None)
+                    if stop:
+                        log.message(f"{signals.name or 'stop signal'}: writing a checkpoint at "
+                                    f"images_seen={self.images_seen} and exiting")
+                        self.save(periodic=False)
+                        return self.rd.path
+                    batch = next(it).to(self.device, non_blocking=True)
+                    if measure:
+                        flops_per_image = self._measured_step(batch, scalars)
+                        measure = False
+                    else:
+                        self.train_step(batch, scalars)
+                    before = self.images_seen
+                    self.images_seen += s.batch_size
+                    self.step += 1
+                    n_steps_logged += 1
+                    log.progress(s.batch_size)
+                    after = self.images_seen
+                    done = after >= s.max_images
+                    if settings.crossed(before, after, s.log_every) or done:
+                        now = time.perf_counter()
+                        rec = self._log_record(scalars, n_steps_logged, now - t_log - t_side, flops_per_image)
+                        log.log(rec)
+                        if log.bar is not None:
+                            log.bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k.endswith("/loss")},
+                                                refresh=False)
+                        scalars, n_steps_logged, t_log, t_side = {}, 0, now, 0.0
+                    t0 = time.perf_counter()
+                    if settings.crossed(before, after, s.sample_every) or (done and s.sample_every > 0):
+                        previewer.samples()
+                    if settings.crossed(before, after, s.eval_every) or (done and s.eval_every > 0):
+                        previewer.evaluate()
+                    if settings.crossed(before, after, s.ckpt_every) or done:
+                        self.save(periodic=settings.crossed(before, after, s.ckpt_every))
+                    t_side += time.perf_counter() - t0
+        finally:
+            log.close()
+        return self.rd.path
+
+    def _measured_step(self, batch, scalars) -> float | None:
+        """The first step of a process runs under ``FlopCounterMode`` (forward + backward FLOPs of
+        every phase; the optimizer is not counted), giving model FLOPs per image."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            self.train_step(batch, scalars)
+        flops = counter.get_total_flops()
+        return flops / len(batch) if flops else None
+
+    def _log_record(self, scalars: dict, n_steps: int, seconds: float, flops_per_image) -> dict:
+        skips = distributed.gather_objects(self.dist, self._pending_skips)
+        for d in skips:
+            for k, v in d.items():
+                self.skipped[k] = self.skipped.get(k, 0) + v
+        self._pending_skips = {}
+        rec = {"step": self.step, "images_seen": self.images_seen}
+        for k, v in sorted(scalars.items()):
+            rec[k] = float(v) / n_steps
+        for ph in self.phases:
+            rec[f"lr/{ph.name}"] = self.opts[ph.name].param_groups[0]["lr"]
+            sc = self.scalers[ph.name]
+            if sc is not None:
+                rec[f"grad_scale/{ph.name}"] = sc.get_scale()
+        ips = n_steps * self.s.batch_size / seconds if seconds > 0 else math.nan
+        rec["img_per_s"] = ips
+        if flops_per_image:
+            rec["flops_per_image"] = flops_per_image
+            rec["tflops_per_s"] = flops_per_image * ips / 1e12
+        if self.ema is not None:
+            rec["ema_decay"] = self.ema.current_decay()
+        for k, v in sorted(self.skipped.items()):
+            rec[f"skipped/{k}"] = v
+        rec["nonfinite_skipped"] = self.nonfinite_skipped
+        return rec
