@@ -106,15 +106,22 @@ def _clip_architecture(cfg, data_cfg):
     raise bad_value("clip.model", name, "an open_clip model name, or set clip.arch")
 
 
-def _pretrained_file(name: str, tag: str, cache_dir) -> tuple[str | None, dict]:
-    """Local file of open_clip's (name, tag), looked up in the HF cache and open_clip's URL cache."""
-    from open_clip.pretrained import get_pretrained_cfg
+def _pretrained_cfg(name: str, tag: str, cfg) -> dict:
+    """open_clip's pretrained entry for (name, tag); ``clip.hf_repo`` (set in the shipped configs)
+    short-cuts it, so a missing weight is reported without importing open_clip (seconds)."""
+    if _get(cfg, "hf_repo"):
+        return {"hf_hub": str(_get(cfg, "hf_repo")).rstrip("/") + "/",
+                "quick_gelu": bool(_get(cfg, "quick_gelu") or False)}
+    from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
     pcfg = get_pretrained_cfg(name, tag)
     if not pcfg:
-        from open_clip.pretrained import list_pretrained_tags_by_model
-
         raise bad_value("clip.pretrained", tag, list_pretrained_tags_by_model(name) or f"(no tags for {name})")
+    return pcfg
+
+
+def _pretrained_file(pcfg: dict, cache_dir) -> str | None:
+    """Local file of an open_clip pretrained entry: the HF cache, then open_clip's URL cache."""
     hub = pcfg.get("hf_hub", "")
     if hub:
         repo, fname = os.path.split(hub)
@@ -124,25 +131,24 @@ def _pretrained_file(name: str, tag: str, cache_dir) -> tuple[str | None, dict]:
         for n in names:
             hit = hf_cached(repo, n, cache_dir)
             if hit:
-                return hit, pcfg
+                return hit
     url = pcfg.get("url", "")
     if url:
         p = Path(cache_dir or "~/.cache/clip").expanduser() / os.path.basename(url)
         if p.is_file():
-            return str(p), pcfg
-    return None, pcfg
+            return str(p)
+    return None
 
 
 def _clip_pretrained(cfg, data_cfg):
-    import open_clip
-
     name, tag = _get(cfg, "model"), _get(cfg, "pretrained")
     if not name or not tag:
         raise bad_value("clip.pretrained" if name else "clip.model", tag if name else name,
                         "an open_clip model name and pretrained tag (e.g. clip.model=ViT-B-32 "
                         "clip.pretrained=laion2b_s34b_b79k)")
     cache = _get(cfg, "cache_dir")
-    path, pcfg = _pretrained_file(name, tag, cache)
+    pcfg = _pretrained_cfg(name, tag, cfg)
+    path = _pretrained_file(pcfg, cache)
     quick = bool(_get(cfg, "quick_gelu") if _get(cfg, "quick_gelu") is not None else pcfg.get("quick_gelu", False))
     if path is None:
         if not downloads_allowed(bool(_get(cfg, "allow_download", False))):
@@ -155,6 +161,8 @@ def _clip_pretrained(cfg, data_cfg):
                 f"clip.path=/path/to/open_clip_model.safetensors, or allow downloading with "
                 f"clip.allow_download=true and HF_HUB_OFFLINE=0.")
         path = tag  # let open_clip download (allowed)
+    import open_clip
+
     kw = {"force_quick_gelu": quick}
     if _get(cfg, "context_length"):
         kw["force_context_length"] = int(_get(cfg, "context_length"))
@@ -282,8 +290,6 @@ def _vae_how(repo: str, sub) -> str:
 
 
 def _ae_hub(cfg, data_cfg):
-    from diffusers import AutoencoderKL
-
     repo, sub = _get(cfg, "repo"), _get(cfg, "subfolder")
     if not repo:
         raise bad_value("autoencoder.repo", repo, "a diffusers hub id, e.g. stabilityai/sd-vae-ft-mse")
@@ -296,6 +302,8 @@ def _ae_hub(cfg, data_cfg):
     if not local_only and not downloads_allowed(bool(_get(cfg, "allow_download", False))):
         raise MissingWeightsError(f"autoencoder.repo={repo!r}: weights not on this machine (not in the "
                                   f"Hugging Face cache) and downloads are off. {_vae_how(repo, sub)}")
+    from diffusers import AutoencoderKL  # only now: importing diffusers alone takes seconds
+
     try:
         vae = AutoencoderKL.from_pretrained(repo, subfolder=sub, cache_dir=cache, local_files_only=local_only)
     except Exception as e:
