@@ -154,8 +154,11 @@ class GALIPFamily(Family):
         # MA-GP differentiates D with respect to the real CLIP features and the sentence.
         real_taps = [t.detach().requires_grad_(True) for t in real_taps]
         sent_gp = sent.detach().clone().requires_grad_(True)
-        real = D(real_taps, sent_gp)  # (B,)
-        mis = D(real_taps, mismatched(sent))  # every image with another sample's caption
+        # D sees views of the leaves, not the leaves: torch's FlopCounterMode (the engine measures
+        # the first step with it) hooks module inputs and fails in autograd.grad on leaf inputs.
+        real = D([t.view_as(t) for t in real_taps], sent_gp.view_as(sent_gp))  # (B,)
+        # every image with another sample's caption (features detached: they are not trained)
+        mis = D([t.detach() for t in real_taps], mismatched(sent))
         fk = D(fake_taps, sent)
         l_real, l_fake, l_mis = hinge_real(real), hinge_fake(fk), hinge_fake(mis)
         gp = ma_gp(real, [*real_taps, sent_gp], k=self.gp_k, p=self.gp_p, grad_scale=ctx.grad_scale)
