@@ -162,7 +162,12 @@ def _clip_pretrained(cfg, data_cfg):
                 f"clip.allow_download=true and HF_HUB_OFFLINE=0.")
         path = tag  # let open_clip download (allowed)
     import open_clip
+    from open_clip.pretrained import get_pretrained_cfg
 
+    # open_clip's own entry (when it has one) knows the tag's mean/std (e.g. ViT-L-14 laion2b: 0.5).
+    pcfg = {**pcfg, **get_pretrained_cfg(name, tag)}
+    if _get(cfg, "quick_gelu") is None:
+        quick = bool(pcfg.get("quick_gelu", False))
     kw = {"force_quick_gelu": quick}
     if _get(cfg, "context_length"):
         kw["force_context_length"] = int(_get(cfg, "context_length"))
