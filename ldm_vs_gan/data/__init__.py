@@ -1,1 +1,123 @@
+"""The data pipeline (docs/CONTRACTS.md, "Data"): one entry point for every source.
 
+``data.name`` picks the source: ``toy`` (generated on first use), ``laion`` (webdataset shards:
+local paths, globs, brace patterns or URLs), ``coco`` (a local COCO captions folder), ``folder``
+(images with sidecar captions). Local sources go through the exact indexed loader
+(``indexed.py``: the stream is a pure function of (seed, images_seen)); remote URLs, or
+``data.mode: stream``, go through a webdataset pipeline (``stream.py``: resumption reseeds from
+(seed, rank, images_seen), statistically but not bitwise equivalent).
+"""
+
+from __future__ import annotations
+
+from ldm_vs_gan.data.batch import Batch
+from ldm_vs_gan.data.decode import DecodeOptions, _get
+from ldm_vs_gan.errors import UserError, bad_value
+
+SOURCES = ("toy", "laion", "coco", "folder")
+SPLITS = ("train", "heldout")
+
+__all__ = ["Batch", "build_loader", "heldout_batch", "build_source", "SOURCES"]
+
+
+def _decode_options(data_cfg) -> DecodeOptions:
+    opts = DecodeOptions.from_config(data_cfg)
+    if _get(data_cfg, "name", None) == "toy" and opts.hflip:
+        raise bad_value("data.hflip", True, ["false (the toy world has left/right relations)"])
+    return opts
+
+
+def _shard_spec(data_cfg, split: str):
+    key = "shards" if split == "train" else "heldout_shards"
+    spec = _get(data_cfg, key, None)
+    if not spec:
+        raise UserError(f"data.{key} is not set: give the {split} shards as a path, glob, brace pattern "
+                        f"(data-{{00000..00099}}.tar) or URL list")
+    return spec
+
+
+def build_source(data_cfg, split: str):
+    """The random-access source of a local split: ``len()`` and ``read(i) -> {ext: bytes}``.
+    None when the split is remote (or ``data.mode: stream``) and must be streamed."""
+    if split not in SPLITS:
+        raise bad_value("split", split, SPLITS)
+    name = _get(data_cfg, "name", None)
+    in_memory = bool(_get(data_cfg, "in_memory", name == "toy"))
+    if name == "toy":
+        from ldm_vs_gan.data import toy
+        from ldm_vs_gan.data.shards import ShardIndex
+
+        return ShardIndex(toy.shard_paths(data_cfg, split), in_memory=in_memory)
+    if name == "laion":
+        from ldm_vs_gan.data.shards import ShardIndex, expand_shards, is_remote
+
+        paths = expand_shards(_shard_spec(data_cfg, split))
+        mode = str(_get(data_cfg, "mode", "auto"))
+        if mode not in ("auto", "indexed", "stream"):
+            raise bad_value("data.mode", mode, ["auto", "indexed", "stream"])
+        remote = any(is_remote(p) for p in paths)
+        if mode == "stream" or (mode == "auto" and remote):
+            return None
+        if remote:
+            raise bad_value("data.mode", mode, ["auto", "stream (the shards are URLs)"])
+        missing = [p for p in paths if not __import__("os").path.isfile(p)]
+        if not paths or missing:
+            key = "shards" if split == "train" else "heldout_shards"
+            raise UserError(f"data.{key}: shard file(s) not found: {(missing or [str(_get(data_cfg, key, ''))])[:3]}")
+        return ShardIndex(paths, in_memory=in_memory)
+    if name == "coco":
+        from ldm_vs_gan.data.coco import CocoSource
+
+        return CocoSource.from_config(data_cfg, split)
+    if name == "folder":
+        from ldm_vs_gan.data.folder import FolderSource
+
+        return FolderSource.from_config(data_cfg, split)
+    raise bad_value("data.name", name, SOURCES)
+
+
+def build_loader(data_cfg, *, split: str, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 start_images_seen: int = 0, num_workers: int | None = None):
+    """An iterable of :class:`Batch` for this rank (docs/CONTRACTS.md, "Data").
+
+    ``split="train"``: an endless stream; global step k holds global stream positions
+    ``[start_images_seen + k*G, start_images_seen + (k+1)*G)`` with ``G = batch_size*world_size``,
+    rank r the r-th contiguous slice of ``batch_size``. ``split="heldout"``: one pass in file
+    order (no shuffling, no augmentation randomness beyond the seed), then it ends.
+    """
+    if batch_size <= 0:
+        raise bad_value("batch_size", batch_size, "a positive integer")
+    if not 0 <= rank < world_size:
+        raise bad_value("rank", rank, f"0..{world_size - 1}")
+    if num_workers is None:
+        num_workers = int(_get(data_cfg, "num_workers", 0))
+    opts = _decode_options(data_cfg)
+    source = build_source(data_cfg, split)
+    if source is None:
+        from ldm_vs_gan.data.stream import build_stream_loader
+
+        return build_stream_loader(data_cfg, opts, split=split, batch_size=batch_size, rank=rank,
+                                   world_size=world_size, seed=seed, start_images_seen=start_images_seen,
+                                   num_workers=num_workers)
+    from ldm_vs_gan.data.indexed import build_indexed_loader
+
+    return build_indexed_loader(source, opts, split=split, batch_size=batch_size, rank=rank,
+                                world_size=world_size, seed=seed, start_images_seen=start_images_seen,
+                                num_workers=num_workers)
+
+
+def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:
+    """The held-out samples ``[offset, offset+n)`` in file order, as one :class:`Batch`
+    (deterministic: the fixed prompt panel, quick evaluation, the evaluation prompt set).
+    Corrupt samples are dropped and counted in ``skipped`` (the batch is then shorter)."""
+    from ldm_vs_gan.data.indexed import PositionDataset
+
+    source = build_source(data_cfg, "heldout")
+    if source is None:
+        raise bad_value("data.mode", "stream", ["indexed (heldout_batch needs local held-out shards)"])
+    if offset < 0 or n < 0 or offset + n > len(source):
+        key = "n_heldout" if _get(data_cfg, "name", None) == "toy" else "heldout_shards"
+        raise UserError(f"heldout_batch asks for samples [{offset}, {offset + n}) but the held-out split has "
+                        f"{len(source)}: raise data.{key} or ask for fewer")
+    ds = PositionDataset(source, _decode_options(data_cfg), seed=0, shuffle=False)
+    return ds[list(range(offset, offset + n))]

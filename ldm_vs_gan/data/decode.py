@@ -1,0 +1,191 @@
+"""From a raw webdataset sample (``{ext: bytes}``) to an image tensor + caption, or a skip reason.
+
+Bad samples are a fact of web-scale data (img2dataset shards carry truncated downloads, empty
+captions, CMYK JPEGs, decompression bombs). Every failure here becomes a *reason* string that the
+loader counts and hands to the trainer in ``Batch.skipped``; nothing sleeps, nothing is dropped
+silently. Reasons:
+
+``no_image``       no member with an image extension
+``undecodable``    PIL cannot read the bytes (truncated, not an image)
+``too_large``      more than ``max_pixels`` pixels (decompression-bomb guard; checked on the header,
+                   before any pixel is decoded)
+``too_small``      shorter side below ``min_size``
+``bad_aspect``     long/short side ratio above ``max_aspect``
+``bad_mode``       grayscale / CMYK / alpha / palette image while ``image_modes: skip``
+                   (with the default ``convert``: converted to RGB, alpha composited on white)
+``no_caption``     no caption member (or JSON field) at all
+``bad_text``       caption bytes are not UTF-8
+``bad_json``       ``.json`` member is not valid JSON while the caption or attributes need it
+``empty_caption``  caption is empty or whitespace only
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ldm_vs_gan.errors import bad_value
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+SKIP_REASONS = (
+    "no_image", "undecodable", "too_large", "too_small", "bad_aspect", "bad_mode",
+    "no_caption", "bad_text", "bad_json", "empty_caption",
+)
+
+
+class Skip(Exception):
+    """A sample that cannot be used; ``args[0]`` is the reason (one of :data:`SKIP_REASONS`)."""
+
+
+def _get(cfg, key, default):
+    if cfg is None:
+        return default
+    val = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+    return default if val is None else val
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What the decoder does; built from the ``data`` config (configs/data/*.yaml document each)."""
+
+    resolution: int = 256
+    crop: str = "center"  # center | random
+    hflip: bool = False  # random horizontal flip (never for the toy world: it has "left of")
+    caption: str = "txt"  # txt | json
+    caption_field: str = "caption"  # JSON field when caption == "json"
+    min_size: int = 0
+    max_aspect: float = 0.0  # 0 = no limit
+    max_pixels: int = 89_478_485  # PIL's own bomb threshold (2x is its hard error)
+    image_modes: str = "convert"  # convert | skip
+
+    @staticmethod
+    def from_config(cfg) -> DecodeOptions:
+        o = DecodeOptions(
+            resolution=int(_get(cfg, "resolution", 256)),
+            crop=str(_get(cfg, "crop", "center")),
+            hflip=bool(_get(cfg, "hflip", False)),
+            caption=str(_get(cfg, "caption", "txt")),
+            caption_field=str(_get(cfg, "caption_field", "caption")),
+            min_size=int(_get(cfg, "min_size", 0)),
+            max_aspect=float(_get(cfg, "max_aspect", 0.0)),
+            max_pixels=int(_get(cfg, "max_pixels", 89_478_485)),
+            image_modes=str(_get(cfg, "image_modes", "convert")),
+        )
+        if o.crop not in ("center", "random"):
+            raise bad_value("data.crop", o.crop, ["center", "random"])
+        if o.caption not in ("txt", "json"):
+            raise bad_value("data.caption", o.caption, ["txt", "json"])
+        if o.image_modes not in ("convert", "skip"):
+            raise bad_value("data.image_modes", o.image_modes, ["convert", "skip"])
+        if o.resolution <= 0:
+            raise bad_value("data.resolution", o.resolution, "a positive number of pixels")
+        return o
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Skip("bad_text") from None
+
+
+def open_image(raw: bytes, opts: DecodeOptions) -> Image.Image:
+    """Decode to an RGB PIL image, with the size/mode checks done on the header first."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(raw))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Skip("too_large") from None
+    except Exception:
+        raise Skip("undecodable") from None
+    w, h = img.size
+    if w * h > opts.max_pixels:
+        raise Skip("too_large")
+    if min(w, h) < max(opts.min_size, 1):
+        raise Skip("too_small")
+    if opts.max_aspect and max(w, h) / min(w, h) > opts.max_aspect:
+        raise Skip("bad_aspect")
+    if img.mode != "RGB" and opts.image_modes == "skip":
+        raise Skip("bad_mode")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # alpha over white
+            img = Image.alpha_composite(bg, rgba).convert("RGB")
+        elif img.mode != "RGB":
+            img = img.convert("RGB")  # L, CMYK, P, I;16 ...
+    except Skip:
+        raise
+    except Exception:
+        raise Skip("undecodable") from None
+    return img
+
+
+def resize_crop(img: Image.Image, opts: DecodeOptions, rng: np.random.Generator | None) -> np.ndarray:
+    """Shorter side to ``resolution`` (bicubic, antialiased: PIL widens the filter support when
+    downsampling), then a center or random square crop, then an optional random flip.
+    Returns (H, W, 3) uint8."""
+    r = opts.resolution
+    w, h = img.size
+    if (w, h) != (r, r):
+        s = r / min(w, h)
+        nw, nh = max(r, round(w * s)), max(r, round(h * s))
+        img = img.resize((nw, nh), Image.BICUBIC)
+        w, h = nw, nh
+        if opts.crop == "random" and rng is not None:
+            x0, y0 = int(rng.integers(0, w - r + 1)), int(rng.integers(0, h - r + 1))
+        else:
+            x0, y0 = (w - r) // 2, (h - r) // 2
+        if (w, h) != (r, r):
+            img = img.crop((x0, y0, x0 + r, y0 + r))
+    arr = np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy shares it)
+    if opts.hflip and rng is not None and rng.random() < 0.5:
+        arr = arr[:, ::-1]
+    return arr
+
+
+def decode_sample(raw: dict, opts: DecodeOptions, rng: np.random.Generator | None = None) -> dict:
+    """``{"image": uint8 (3,H,W), "caption", "key", "attributes"}``; raises :class:`Skip`."""
+    ext = next((e for e in IMAGE_EXTS if e in raw), None)
+    if ext is None:
+        raise Skip("no_image")
+    meta = None
+    if "json" in raw:
+        try:
+            meta = json.loads(_text(raw["json"]))
+        except Skip:
+            raise
+        except ValueError:
+            if opts.caption == "json":
+                raise Skip("bad_json") from None
+    if opts.caption == "json":
+        if not isinstance(meta, dict) or meta.get(opts.caption_field) is None:
+            raise Skip("no_caption")
+        caption = str(meta[opts.caption_field])
+    else:
+        if "txt" not in raw:
+            raise Skip("no_caption")
+        caption = _text(raw["txt"])
+    caption = caption.strip()
+    if not caption:
+        raise Skip("empty_caption")
+    img = open_image(raw[ext], opts)
+    arr = resize_crop(img, opts, rng)
+    image = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (H,W,3) -> (3,H,W)
+    attributes = meta if isinstance(meta, dict) and "objects" in meta else None
+    return {"image": image, "caption": caption, "key": raw.get("__key__", ""), "attributes": attributes}
+
+
+def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [0,255] -> float32 [-1,1] (the Batch convention)."""
+    return images_uint8.float().div_(127.5).sub_(1.0)

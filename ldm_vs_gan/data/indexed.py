@@ -1,0 +1,151 @@
+"""The exact loader for local data: a map-style dataset over stream *positions*, a deterministic
+batch sampler, and DataLoader workers.
+
+The stream (docs/CONTRACTS.md, "Data"): the train split is an endless sequence of global
+positions p = 0, 1, 2, ...; position p lives in epoch e = p // N and is sample
+``perm_e[p % N]`` where ``perm_e`` is a permutation of the N samples seeded by (seed, e). Global
+step k covers positions ``[start + k*G, start + (k+1)*G)`` with G = batch_size * world_size, and
+rank r takes the r-th contiguous slice of B. So the stream is a pure function of
+(seed, images_seen): resuming at ``start_images_seen`` replays nothing, and 2 ranks x B/2 see
+exactly the samples of 1 rank x B. Random crops and flips draw from an RNG seeded by (seed, p).
+
+A corrupt sample at position p is counted and replaced by the next valid sample in the same
+epoch's permutation (p+1, p+2, ... mod N): still a pure function of (seed, p), batches keep their
+size, and the count reaches the trainer in ``Batch.skipped``. The held-out split is read once, in
+file order, unshuffled; there corrupt samples are dropped (and counted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ldm_vs_gan.data.batch import Batch
+from ldm_vs_gan.data.decode import DecodeOptions, Skip, decode_sample, to_float
+from ldm_vs_gan.data.shards import ShardIndex
+from ldm_vs_gan.errors import UserError
+
+_SALT = 0x5EED_DA7A  # keeps the data order's seed stream apart from model-init seeds
+MAX_CONSECUTIVE_BAD = 1000
+
+
+class PositionDataset(Dataset):
+    """Item = one batch: a list of stream positions -> a decoded :class:`Batch`.
+
+    Working per batch (not per sample) lets each DataLoader worker decode a whole batch and keeps
+    inter-process traffic to one tensor per batch.
+    """
+
+    def __init__(self, index: ShardIndex, opts: DecodeOptions, seed: int, shuffle: bool):
+        if len(index) == 0:
+            raise UserError(f"no samples found in the shards {index.paths[:3]}...")
+        self.index, self.opts, self.seed, self.shuffle = index, opts, int(seed), shuffle
+        self._perm_epoch, self._perm = -1, None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def sample_of(self, position: int) -> int:
+        """Which sample index the stream position refers to (the seeded permutation)."""
+        n = len(self.index)
+        if not self.shuffle:
+            return position % n
+        epoch = position // n
+        if epoch != self._perm_epoch:
+            rng = np.random.default_rng([self.seed, epoch, _SALT])
+            self._perm, self._perm_epoch = rng.permutation(n), epoch
+        return int(self._perm[position % n])
+
+    def load(self, position: int, skipped: dict[str, int]) -> dict | None:
+        """The decoded sample at ``position`` (train: a substitute after a corrupt one)."""
+        n = len(self.index)
+        epoch_start = (position // n) * n
+        for t in range(MAX_CONSECUTIVE_BAD if self.shuffle else 1):
+            p = epoch_start + (position - epoch_start + t) % n
+            rng = np.random.default_rng([self.seed, position, _SALT + 1])
+            try:
+                return decode_sample(self.index.read(self.sample_of(p)), self.opts, rng)
+            except Skip as e:
+                skipped[e.args[0]] = skipped.get(e.args[0], 0) + 1
+        if self.shuffle:
+            raise UserError(
+                f"{MAX_CONSECUTIVE_BAD} corrupt samples in a row in {self.index.paths[:3]}...: "
+                f"check the shards (skip counts: {skipped})"
+            )
+        return None
+
+    def __getitem__(self, positions: list[int]) -> Batch:
+        skipped: dict[str, int] = {}
+        samples = [s for p in positions if (s := self.load(p, skipped)) is not None]
+        return collate(samples, skipped, self.opts.resolution)
+
+
+def collate(samples: list[dict], skipped: dict[str, int], resolution: int) -> Batch:
+    if samples:
+        images = to_float(torch.stack([s["image"] for s in samples]))
+    else:
+        images = torch.zeros(0, 3, resolution, resolution)
+    return Batch(
+        images=images,
+        captions=[s["caption"] for s in samples],
+        keys=[s["key"] for s in samples],
+        attributes=[s["attributes"] for s in samples],
+        skipped=skipped,
+    )
+
+
+class StreamBatchSampler(Sampler):
+    """Yields this rank's list of positions for each global step (endless for train)."""
+
+    def __init__(self, n: int, batch_size: int, rank: int, world_size: int, start: int, endless: bool):
+        self.n, self.b, self.rank, self.world, self.start = n, batch_size, rank, world_size, start
+        self.endless = endless
+
+    def __iter__(self):
+        g = self.b * self.world
+        k = 0
+        while True:
+            lo = self.start + k * g + self.rank * self.b
+            hi = lo + self.b
+            if not self.endless:
+                hi = min(hi, self.n)
+                if self.start + k * g >= self.n:
+                    return
+                if lo >= hi:  # this rank's slice of the last, partial global batch is empty
+                    k += 1
+                    continue
+            yield list(range(lo, hi))
+            k += 1
+
+    def __len__(self):  # only meaningful for the finite held-out pass
+        if self.endless:
+            raise TypeError("the train stream is endless")
+        g = self.b * self.world
+        return max(0, -(-(self.n - self.start) // g))
+
+
+def _identity(batch):
+    return batch
+
+
+def build_indexed_loader(
+    index: ShardIndex,
+    opts: DecodeOptions,
+    *,
+    split: str,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    seed: int,
+    start_images_seen: int,
+    num_workers: int,
+    prefetch_factor: int = 2,
+):
+    train = split == "train"
+    ds = PositionDataset(index, opts, seed, shuffle=train)
+    sampler = StreamBatchSampler(len(ds), batch_size, rank, world_size, start_images_seen, endless=train)
+    kw = {"prefetch_factor": prefetch_factor, "persistent_workers": False} if num_workers > 0 else {}
+    # sampler yields whole batches of positions; batch_size=None turns off auto-collation so the
+    # dataset's own Batch comes out unchanged, in sampler order (DataLoader keeps order).
+    return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=num_workers, collate_fn=_identity, **kw)

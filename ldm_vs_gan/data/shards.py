@@ -1,0 +1,223 @@
+"""Webdataset shards on local disk: a deterministic writer and an indexed (random-access) reader.
+
+A webdataset shard is a plain POSIX tar whose members are grouped into samples by *key*: the
+member name up to the first dot of its basename (``000017.jpg`` + ``000017.txt`` -> key
+``000017``, extensions ``jpg`` and ``txt``), the convention of webdataset and img2dataset.
+
+The reader scans each tar once with :mod:`tarfile` for the byte offset and size of every member,
+caches that index as JSON (beside the shard when the folder is writable, else in the cache), and
+then reads any sample by ``seek`` + ``read``. That makes local shards a map-style dataset: the data
+order becomes a pure function of a seed (``data/indexed.py``), which is what makes resumption exact
+and 2 ranks x B/2 equal to 1 rank x B (docs/CONTRACTS.md, "Data").
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+from ldm_vs_gan.paths import cache_dir, params_key
+
+INDEX_VERSION = 1
+
+
+def split_key(name: str) -> tuple[str, str]:
+    """``"a/b/000017.seg.png"`` -> (``"a/b/000017"``, ``"seg.png"``) (webdataset's rule)."""
+    head, _, base = name.rpartition("/")
+    stem, dot, ext = base.partition(".")
+    key = f"{head}/{stem}" if head else stem
+    return key, ext if dot else ""
+
+
+class ShardWriter:
+    """Writes samples (``{"__key__": str, ext: bytes | str}``) into ``pattern % shard_number``
+    tars of at most ``maxcount`` samples. Deterministic bytes: fixed mtime/uid/mode, so the same
+    samples give the same shards (and the same sha256) on every machine."""
+
+    def __init__(self, pattern: str, maxcount: int = 10000):
+        self.pattern, self.maxcount = pattern, maxcount
+        self.shard, self.count, self.tar, self.paths = -1, 0, None, []
+        self._index: list[dict] = []  # the shard's index, known while writing (no re-scan)
+
+    def _next(self) -> None:
+        self.close()
+        self.shard += 1
+        path = self.pattern % self.shard
+        self.paths.append(path)
+        self.tar = tarfile.open(path, "w", format=tarfile.USTAR_FORMAT)
+        self.count = 0
+
+    def write(self, sample: dict) -> None:
+        if self.tar is None or self.count >= self.maxcount:
+            self._next()
+        key = sample["__key__"]
+        members = {}
+        for ext in sorted(k for k in sample if not k.startswith("__")):
+            data = sample[ext]
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            elif isinstance(data, (dict, list)):
+                data = json.dumps(data, sort_keys=True).encode("utf-8")
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uname = info.gname = ""
+            # addfile copies the TarInfo, so compute the data offset from the header's length
+            start = self.tar.offset + (512 if len(info.name) <= 100 else len(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")))
+            self.tar.addfile(info, io.BytesIO(data))
+            members[ext] = [start, info.size]
+        self._index.append({"key": key, "members": members})
+        self.count += 1
+
+    def close(self) -> None:
+        if self.tar is not None:
+            self.tar.close()
+            self.tar = None
+            save_index(self.paths[-1], self._index)
+            self._index = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def expand_shards(spec) -> list[str]:
+    """A list of shard paths from a path, a glob, a brace pattern (``data-{000..099}.tar``, as in
+    webdataset/img2dataset), a folder (all ``*.tar`` in it) or a list of any of those. URLs
+    (``http://``, ``s3://``, ``pipe:``) are returned brace-expanded but not checked."""
+    import braceexpand  # a webdataset dependency
+
+    specs = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    out: list[str] = []
+    for s in specs:
+        for item in braceexpand.braceexpand(str(s)):
+            if is_remote(item):
+                out.append(item)
+                continue
+            item = os.path.expanduser(item)
+            if os.path.isdir(item):
+                out.extend(sorted(glob.glob(os.path.join(item, "*.tar"))))
+            elif any(c in item for c in "*?["):
+                out.extend(sorted(glob.glob(item)))
+            else:
+                out.append(item)
+    return out
+
+
+def is_remote(url: str) -> bool:
+    return "://" in url or url.startswith("pipe:")
+
+
+def scan_tar(path: str) -> list[dict]:
+    """One pass over a tar: ``[{"key", "members": {ext: [offset, size]}}]`` in file order.
+    A truncated tar yields the samples before the damage (tarfile stops there)."""
+    samples: list[dict] = []
+    by_key: dict[str, dict] = {}
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                key, ext = split_key(m.name)
+                if key not in by_key:
+                    by_key[key] = {"key": key, "members": {}}
+                    samples.append(by_key[key])
+                by_key[key]["members"][ext] = [m.offset_data, m.size]
+    except (tarfile.ReadError, EOFError, OSError):
+        pass  # damaged tail: keep what was read (the broken sample is dropped by the size check)
+    size = os.path.getsize(path)
+    return [s for s in samples if all(o + n <= size for o, n in s["members"].values())]
+
+
+def _index_file(path: str) -> Path:
+    st = os.stat(path)
+    beside = Path(path + ".idx.json")
+    if os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        return beside
+    key = params_key({"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime_ns})
+    return cache_dir("shard_index") / f"{key}.idx.json"
+
+
+def _stamp(path: str) -> dict:
+    st = os.stat(path)
+    return {"version": INDEX_VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def load_index(path: str) -> list[dict]:
+    """The cached index of one shard (rebuilt when the shard's size or mtime changed)."""
+    idx_path = _index_file(path)
+    if idx_path.exists():
+        try:
+            cached = json.loads(idx_path.read_text())
+            if cached.get("stamp") == _stamp(path):
+                return cached["samples"]
+        except (ValueError, KeyError):
+            pass
+    samples = scan_tar(path)
+    save_index(path, samples)
+    return samples
+
+
+def save_index(path: str, samples: list[dict]) -> None:
+    stamp = _stamp(path)
+    idx_path = _index_file(path)
+    tmp = idx_path.with_name(f"{idx_path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"stamp": stamp, "samples": samples}))
+        os.replace(tmp, idx_path)  # atomic: a concurrent reader sees the old or the new file
+    except OSError:
+        pass  # read-only: the index just is not cached
+
+
+class ShardIndex:
+    """Random access to the samples of a list of local shards.
+
+    ``in_memory=True`` reads each shard's bytes once (per process) and serves samples from RAM:
+    the same seek/read code path, without the file system (the toy world is small).
+    """
+
+    def __init__(self, paths: list[str], in_memory: bool = False):
+        self.paths = list(paths)
+        self.in_memory = in_memory
+        self.entries: list[tuple[int, str, dict]] = []  # (shard number, key, {ext: [off, size]})
+        for i, p in enumerate(self.paths):
+            for s in load_index(p):
+                self.entries.append((i, s["key"], s["members"]))
+        self._files: dict[int, object] = {}
+        self._pid = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getstate__(self):  # DataLoader workers reopen their own file handles
+        state = self.__dict__.copy()
+        state["_files"], state["_pid"] = {}, None
+        return state
+
+    def _file(self, shard: int):
+        if self._pid != os.getpid():  # forked: handles are not shareable across processes
+            self._files, self._pid = {}, os.getpid()
+        f = self._files.get(shard)
+        if f is None:
+            if self.in_memory:
+                with open(self.paths[shard], "rb") as fh:
+                    f = io.BytesIO(fh.read())
+            else:
+                f = open(self.paths[shard], "rb")  # noqa: SIM115 (kept open for random access)
+            self._files[shard] = f
+        return f
+
+    def read(self, i: int) -> dict:
+        """``{"__key__": key, "__shard__": path, ext: bytes, ...}`` of sample ``i``."""
+        shard, key, members = self.entries[i]
+        f = self._file(shard)
+        out = {"__key__": key, "__shard__": self.paths[shard]}
+        for ext, (off, size) in members.items():
+            f.seek(off)
+            out[ext] = f.read(size)
+        return out
