@@ -47,7 +47,7 @@ def module_sha256(module: nn.Module) -> str:
     """SHA-256 over a module's state dict (names, shapes, bytes): identifies weights held in memory."""
     h = hashlib.sha256()
     for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
+        t = t.detach().cpu().contiguous().reshape(-1)
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")

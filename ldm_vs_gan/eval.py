@@ -1,0 +1,364 @@
+"""Evaluate a run: ``python -m ldm_vs_gan.eval --metric fid|is|kid|clip_score|fidelity|diversity|all
+--run RUN_DIR [...]`` (issue 7, item 1).
+
+Defaults follow the run: a toy-world run is judged on the toy held-out split in the toy judge's
+feature space; any other run on COCO captions (30k, one random caption per image, seeded) with the
+standard Inception. Generation is sharded across ranks under ``torchrun`` and gathered (exactly N
+images, each once); metrics are computed on rank 0. Prints one line per metric (``fid: 12.34``)
+and writes ``RUN_DIR/eval/eval_<tag>.json``: ``{"metrics": {...}, "provenance": {...}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from ldm_vs_gan.errors import UserError, bad_value
+
+METRICS = ("fid", "is", "kid", "clip_score", "fidelity", "diversity")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ldm_vs_gan.eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--metric", default="all", help=f"comma list of {', '.join(METRICS)} or all")
+    p.add_argument("--run", required=True, help="run directory (config.yaml + weights/)")
+    p.add_argument(
+        "--data", choices=("toy", "coco"), default=None, help="default: toy for toy runs, else coco"
+    )
+    p.add_argument("--num-samples", type=int, default=None, help="N (default: toy 1000, coco 30000)")
+    p.add_argument("--batch-size", type=int, default=64, help="generation batch per rank")
+    p.add_argument("--seed", type=int, default=0, help="base seed: generation seeds and COCO caption choice")
+    p.add_argument("--sampler", default=None, help="sampler override (families that have one)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps override (NFE sweeps)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale override")
+    p.add_argument(
+        "--feature",
+        choices=("inception", "clip", "toy"),
+        default=None,
+        help="feature space of FID/KID/diversity (default: toy for toy data, else inception)",
+    )
+    p.add_argument("--inception-weights", default=None, help="local torch-fidelity Inception weights file")
+    p.add_argument(
+        "--clip-score-clip",
+        default=None,
+        help="clip config name (configs/clip/<name>.yaml) for CLIP score; default: the run's CLIP",
+    )
+    p.add_argument("--diversity-prompts", type=int, default=16, help="K prompts for diversity")
+    p.add_argument("--diversity-seeds", type=int, default=8, help="M seeds per prompt for diversity")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA weights (default) or live")
+    p.add_argument("--out", default=None, help="JSON path (default: RUN_DIR/eval/eval_<tag>.json)")
+    return p.parse_args(argv)
+
+
+def _metrics(spec: str) -> list[str]:
+    names = list(METRICS) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    for m in names:
+        if m not in METRICS:
+            raise bad_value("--metric", m, (*METRICS, "all"))
+    return names
+
+
+def _init_dist() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _sampling(family, args) -> dict:
+    """Family defaults merged with the overrides given; an override the family lacks is an error."""
+    defaults = dict(family.sampling_defaults())
+    overrides = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k not in defaults:
+            raise UserError(
+                f"--{k} does not apply to {type(family).__name__} "
+                f"(its sampling settings: {', '.join(defaults) or 'none'})"
+            )
+        defaults[k] = v
+    return defaults
+
+
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+def prompt_set(cfg, data: str, n: int, seed: int) -> dict:
+    """captions, attributes, a lazy loader of the matching real images, and the data provenance."""
+    if data == "toy":
+        from ldm_vs_gan.data import heldout_batch
+
+        if cfg.data.get("name") != "toy":
+            raise UserError(
+                f"--data toy needs a toy-world run; {cfg.data.get('name')!r} was trained on other data"
+            )
+        avail = int(cfg.data.get("n_heldout", n))
+        if n > avail:
+            raise UserError(f"--num-samples {n} > data.n_heldout={avail} held-out toy images")
+        b = heldout_batch(cfg.data, n)
+        return {
+            "captions": b.captions,
+            "attributes": b.attributes,
+            "real": lambda: _to_uint8(b.images),
+            "resolution": int(b.images.shape[-1]),
+            "data_cfg": cfg.data,
+            "prov": {
+                "source": "toy",
+                "split": "heldout",
+                "selection": f"first {n}",
+                "resolution": int(b.images.shape[-1]),
+                "world": dict(cfg.data),
+            },
+        }
+    from ldm_vs_gan.data import coco  # the data room's COCO reader (local files only)
+
+    ev = coco.eval_set(n=n, seed=seed, resolution=int(cfg.data.get("resolution", 256)))
+    return {
+        "captions": ev.captions,
+        "attributes": [None] * n,
+        "real": ev.images,
+        "resolution": ev.resolution,
+        "data_cfg": None,
+        "prov": {
+            "source": "coco",
+            "split": ev.split,
+            "selection": f"{n} images, one random caption each, seed {seed}",
+            "resolution": ev.resolution,
+            "root": str(ev.root),
+        },
+    }
+
+
+def _extractor(kind, cfg, ps, args, clip_holder):
+    from ldm_vs_gan.metrics.features import build_extractor
+
+    if kind == "toy" and ps["data_cfg"] is None:
+        raise bad_value("--feature", "toy", "inception, clip (the toy judge only knows the toy world)")
+    clip, label = clip_holder() if kind == "clip" else (None, None)
+    return build_extractor(
+        kind,
+        data_cfg=ps["data_cfg"],
+        clip=clip,
+        clip_label=label or "clip",
+        inception_weights=args.inception_weights,
+    )
+
+
+def evaluate(args) -> dict | None:
+    from ldm_vs_gan.metrics import fid as F
+    from ldm_vs_gan.metrics import provenance
+    from ldm_vs_gan.metrics.diversity import group_diversity, pick_prompt_groups
+    from ldm_vs_gan.metrics.features import extract
+    from ldm_vs_gan.metrics.generation import eval_seeds, generate_sharded
+    from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
+    from ldm_vs_gan.training import load_run
+
+    names = _metrics(args.metric)
+    rank, world = _init_dist()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    family, cfg, info = load_run(args.run, weights=args.weights, device=device)
+    data = args.data or ("toy" if cfg.data.get("name") == "toy" else "coco")
+    n = args.num_samples or (1000 if data == "toy" else 30000)
+    feature = args.feature or ("toy" if data == "toy" else "inception")
+    if "fidelity" in names and data != "toy":
+        raise bad_value(
+            "--metric", "fidelity", "fid, is, kid, clip_score, diversity (fidelity needs the toy judge)"
+        )
+    sampling = _sampling(family, args)
+    ps = prompt_set(cfg, data, n, args.seed)
+
+    clip_cache: dict = {}
+
+    def scoring_clip():
+        if "clip" not in clip_cache:
+            from omegaconf import OmegaConf
+
+            from ldm_vs_gan.components import build_clip
+
+            if args.clip_score_clip:
+                path = CONFIGS / "clip" / f"{args.clip_score_clip}.yaml"
+                if not path.is_file():
+                    names = sorted(p.stem for p in (CONFIGS / "clip").glob("*.yaml"))
+                    raise bad_value("--clip-score-clip", args.clip_score_clip, names)
+                ccfg = OmegaConf.load(path)
+                same = OmegaConf.to_container(ccfg, resolve=True) == OmegaConf.to_container(
+                    cfg.clip, resolve=True
+                )
+                clip_cache["clip"] = (build_clip(ccfg, data_cfg=cfg.data).to(device), args.clip_score_clip)
+            else:  # the run's own CLIP (the very instance the family holds, when it holds one)
+                own = getattr(family, "clip", None)
+                clip = (
+                    own
+                    if own is not None and hasattr(own, "encode_image")
+                    else build_clip(cfg.clip, data_cfg=cfg.data)
+                )
+                clip_cache["clip"], same = (clip.to(device), "run"), True
+            clip_cache["same"] = same
+        return clip_cache["clip"]
+
+    seeds = eval_seeds(args.seed, n)
+    fake, sec_per_image = generate_sharded(
+        family, ps["captions"], seeds, batch_size=args.batch_size, sampling=sampling
+    )
+    div_groups = None
+    if "diversity" in names:  # K prompts x M seeds, with the same grouping on real images
+        pool_n = max(n, min(int(cfg.data.get("n_heldout", n)), 2000)) if data == "toy" else n
+        pool = ps if pool_n == n else prompt_set(cfg, data, pool_n, args.seed)
+        div_groups = pick_prompt_groups(
+            pool["captions"], pool["attributes"], args.diversity_prompts, args.diversity_seeds
+        )
+        if not div_groups:  # no repeated prompts (COCO): generated diversity only
+            div_groups = [[i] for i in range(min(args.diversity_prompts, n))]
+        m = args.diversity_seeds
+        div_caps = [pool["captions"][g[0]] for g in div_groups for _ in range(m)]
+        div_fake, _ = generate_sharded(
+            family,
+            div_caps,
+            eval_seeds(args.seed + 7_000_003, len(div_caps)),
+            batch_size=args.batch_size,
+            sampling=sampling,
+        )
+    if rank != 0:
+        return None
+
+    results: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    ext = None
+    if {"fid", "kid", "diversity"} & set(names):
+        ext = _extractor(feature, cfg, ps, args, scoring_clip)
+        key = stats_key(
+            data=ps["prov"]["source"],
+            split=ps["prov"]["split"],
+            n=n,
+            resolution=ps["resolution"],
+            extractor=ext,
+            selection=ps["prov"]["selection"],
+        )
+        real = real_stats(key, lambda: extract(ext, ps["real"]()))
+        fake_f = extract(ext, fake)
+        if "fid" in names:
+            results["fid"] = F.fid_from_stats(real.sum, real.cov_sum, real.n, fake_f)
+        if "kid" in names:
+            results["kid"], results["kid_std"], results["kid_subset_size"] = F.kid_from_features(
+                real.features, fake_f, seed=args.seed
+            )
+        if "diversity" in names:
+            m = args.diversity_seeds
+            df = extract(ext, div_fake).numpy()
+            results["diversity"] = group_diversity([df[i * m : (i + 1) * m] for i in range(len(div_groups))])
+            if len(div_groups[0]) >= 2:
+                real_imgs = pool["real"]()
+                results["diversity_real"] = group_diversity(
+                    [extract(ext, real_imgs[g]).numpy() for g in div_groups]
+                )
+                results["diversity_ratio"] = results["diversity"] / results["diversity_real"]
+            results["diversity_prompts"], results["diversity_seeds"] = float(len(div_groups)), float(m)
+    if "is" in names:
+        from ldm_vs_gan.errors import MissingWeightsError
+        from ldm_vs_gan.metrics.features import InceptionFeatures
+
+        try:
+            logits = extract(InceptionFeatures(args.inception_weights, output="logits_unbiased"), fake)
+            results["is"], results["is_std"] = F.inception_score_from_logits(logits, seed=args.seed)
+        except MissingWeightsError as e:
+            if args.metric != "all":
+                raise
+            skipped["is"] = str(e)  # `all` on the toy world: IS is Inception-only; said, not hidden
+    if "clip_score" in names:
+        from ldm_vs_gan.metrics.clip_score import clip_score
+
+        clip, _ = scoring_clip()
+        results["clip_score"] = clip_score(clip, fake.to(device), ps["captions"])
+    if "fidelity" in names:
+        from ldm_vs_gan.data.judge import load_judge
+
+        judge = load_judge(ps["data_cfg"])
+        for k, v in judge.fidelity(fake, ps["attributes"]).items():
+            results["fidelity" if k == "overall" else f"fidelity/{k}"] = float(v)
+        results.setdefault(
+            "judge_heldout_accuracy", float(judge.heldout_accuracy.get("overall", float("nan")))
+        )
+
+    prov = provenance.build(
+        num_samples=n,
+        extractor=ext.provenance() if ext is not None else None,
+        data=ps["prov"],
+        checkpoint={
+            "run_dir": str(Path(args.run).resolve()),
+            "images_seen": int(info["images_seen"]),
+            "checkpoint": info.get("checkpoint"),
+            "weights": info.get("weights"),
+            "weights_sha256": info.get("weights_sha256"),
+            "family": cfg.model.get("name"),
+        },
+        sampling=sampling,
+        seed=args.seed,
+        metrics=names,
+        world_size=world,
+        seconds_per_image=sec_per_image,
+        device=device,
+        skipped=skipped,
+        clip_score_clip=(
+            None
+            if "clip_score" not in names
+            else {"config": args.clip_score_clip or "run", "same_clip_as_training": clip_cache.get("same")}
+        ),
+        real_stats_cache={"path": str(real.path), "hit": real.hit} if ext is not None else None,
+    )
+    if data == "toy" and ("fidelity" in names or feature == "toy"):
+        from ldm_vs_gan.data.judge import load_judge
+
+        j = load_judge(ps["data_cfg"])
+        prov["judge"] = {"name": j.name, "sha256": j.sha256, "heldout_accuracy": dict(j.heldout_accuracy)}
+    out = {"metrics": results, "provenance": prov}
+    path = (
+        Path(args.out)
+        if args.out
+        else Path(args.run) / "eval" / f"eval_{_tag(names, feature, n, sampling, args.seed)}.json"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    for k, v in results.items():
+        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    print(f"seconds_per_image: {sec_per_image:.4f}")
+    for k, why in skipped.items():
+        print(f"{k}: skipped ({why})")
+    print(f"wrote {path}")
+    return out
+
+
+def _tag(names, feature, n, sampling, seed) -> str:
+    samp = "-".join(f"{k}{v}" for k, v in sorted(sampling.items()) if v is not None) or "default"
+    return f"{'+'.join(names)}_{feature}_n{n}_{samp}_s{seed}".replace("/", "_").replace(" ", "")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        evaluate(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
