@@ -81,6 +81,7 @@ class Trainer:
         self.step = 0
         self.skipped: dict[str, int] = {}
         self.nonfinite_skipped = 0
+        self.flops_per_image: float | None = None
         self.resumed_from = self._restore()
 
     # ---- state ---------------------------------------------------------------------------------
@@ -111,6 +112,7 @@ class Trainer:
             "rng": rngs,
             "skipped": dict(self.skipped),
             "nonfinite_skipped": self.nonfinite_skipped,
+            "flops_per_image": self.flops_per_image,
             "config_yaml": OmegaConf.to_yaml(self.cfg),
         }
 
@@ -128,6 +130,7 @@ class Trainer:
         self.step = int(state["step"])
         self.skipped = dict(state.get("skipped", {}))
         self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
+        self.flops_per_image = state.get("flops_per_image")
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
             ckpt.set_rng_state(rngs[self.dist.rank])
@@ -233,8 +236,11 @@ class Trainer:
         self._pending_skips: dict[str, int] = {}
         scalars: dict = {}
         n_steps_logged, t_log, t_side = 0, time.perf_counter(), 0.0
-        flops_per_image = self.family.flops_per_image()
-        measure = s.measure_flops and flops_per_image is None
+        # FLOPs are measured on the first step of a *fresh* run only and kept in the checkpoint:
+        # FlopCounterMode can change results in the last bit, so measuring again after a resume
+        # would break bitwise-exact resumption.
+        flops_per_image = self.family.flops_per_image() or self.flops_per_image
+        measure = s.measure_flops and flops_per_image is None and self.images_seen == 0
         self.family.train()
         try:
             with StopSignals() as signals:
@@ -247,7 +253,7 @@ class Trainer:
                         return self.rd.path
                     batch = next(it).to(self.device, non_blocking=True)
                     if measure:
-                        flops_per_image = self._measured_step(batch, scalars)
+                        flops_per_image = self.flops_per_image = self._measured_step(batch, scalars)
                         measure = False
                     else:
                         self.train_step(batch, scalars)
