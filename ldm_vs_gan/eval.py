@@ -303,6 +303,11 @@ def evaluate(args) -> dict | None:
             "family": cfg.model.get("name"),
         },
         sampling=sampling,
+        sampling_overrides={
+            k: v
+            for k, v in (("sampler", args.sampler), ("steps", args.steps), ("guidance", args.guidance))
+            if v is not None
+        },
         seed=args.seed,
         metrics=names,
         world_size=world,

@@ -1,0 +1,145 @@
+"""Compare runs: ``python -m ldm_vs_gan.compare RUN_A RUN_B [...] --out DIR`` (issue 7, item 5).
+
+Writes ``DIR/report.md`` (+ PNG figures) and a self-contained ``DIR/report.html``: metrics tables
+(only comparable numbers side by side: same N, same extractor and weights, same data and split,
+same sampling overrides; several runs of one family become mean ± std over seeds), sample grids of
+the same prompts and seeds, quick-eval curves against images seen and training time, FID and
+fidelity against sampling latency (the LDM's step counts vs the GAN's single step), parameter
+counts, training img/s and sampling latency. It computes no metric itself: numbers come from
+``eval/eval_*.json`` (``python -m ldm_vs_gan.eval``) and ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ldm_vs_gan.errors import UserError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ldm_vs_gan.compare", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--out", required=True, help="output folder of the report")
+    p.add_argument(
+        "--panel", type=int, default=8, help="prompts in the sample grid (first held-out captions)"
+    )
+    p.add_argument("--panel-seed", type=int, default=0, help="first seed of the panel")
+    p.add_argument(
+        "--grid-runs",
+        choices=("first", "all"),
+        default="first",
+        help="sample grid rows: the first run of each family, or every run",
+    )
+    return p.parse_args(argv)
+
+
+def nfe_points(runs, metric: str) -> dict[str, list]:
+    """Latency/metric points at one comparable (N, extractor, data) setting: the most common one
+    among evaluations that have ``metric``. LDM points are its step counts (overrides or defaults)."""
+    from collections import Counter
+
+    from ldm_vs_gan.report.collect import comparable_key
+
+    evs = [(r, ev) for r in runs for ev in r.evals if metric in ev["metrics"]]
+    if not evs:
+        return {}
+    common = Counter(comparable_key(ev)[:5] for _, ev in evs).most_common(1)[0][0]
+    acc: dict[tuple[str, str], list] = {}
+    for r, ev in evs:
+        if comparable_key(ev)[:5] != common:
+            continue
+        p = ev["provenance"]
+        steps = (p.get("sampling") or {}).get("steps")
+        label = f"{steps} steps" if steps is not None else "1 step"
+        acc.setdefault((r.family, label), []).append(
+            (float(p.get("seconds_per_image", float("nan"))), float(ev["metrics"][metric]), steps or 1)
+        )
+    out: dict[str, list] = {}
+    for (fam, label), pts in acc.items():  # mean over seeds at each setting
+        n = len(pts)
+        out.setdefault(fam, []).append(
+            (sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n, pts[0][2], label)
+        )
+    return out
+
+
+def build_report(args) -> Path:
+    from ldm_vs_gan.report import plots, render
+    from ldm_vs_gan.report.collect import collect, panel
+
+    runs_dirs = [Path(r) for r in args.runs]
+    for r in runs_dirs:
+        if not (r / "config.yaml").is_file():
+            raise UserError(f"{str(r)!r} is not a run directory (no config.yaml)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    captions = panel(runs_dirs[0], args.panel)
+    seeds = list(range(args.panel_seed, args.panel_seed + len(captions)))
+    runs, seen_fams = [], set()
+    for r in runs_dirs:
+        from omegaconf import OmegaConf
+
+        fam = str(OmegaConf.load(r / "config.yaml").model.get("name"))
+        grid = args.grid_runs == "all" or fam not in seen_fams
+        seen_fams.add(fam)
+        runs.append(collect(r, panel_captions=captions, panel_seeds=seeds, with_grid=True))
+        if not grid:
+            runs[-1].grid = None  # timed for latency, not shown
+    figures = {
+        "samples": plots.sample_grid(runs, out / "samples.png"),
+        "curves": plots.training_curves(runs, out / "curves.png"),
+        "nfe_fid": plots.nfe_plot(nfe_points(runs, "fid"), "FID (lower better)", out / "nfe_fid.png"),
+        "nfe_fidelity": plots.nfe_plot(
+            nfe_points(runs, "fidelity"), "fidelity (higher better)", out / "nfe_fidelity.png"
+        ),
+    }
+    notes = []
+    for r in runs:
+        for ev in r.evals:
+            cs = ev["provenance"].get("clip_score_clip")
+            if cs and cs.get("same_clip_as_training"):
+                notes.append(
+                    f"`{r.name}`: CLIP score measured with the CLIP the run trained with (GALIP's "
+                    f"generator maximises that similarity: it flatters the GAN; use --clip-score-clip)."
+                )
+                break
+        judge = next((ev["provenance"].get("judge") for ev in r.evals if ev["provenance"].get("judge")), None)
+        if judge:
+            notes.append(
+                f"`{r.name}`: toy judge {judge['name']} (sha256 {judge['sha256'][:12]}), held-out "
+                f"accuracy {json.dumps(judge.get('heldout_accuracy'))}"
+            )
+    notes.append("FID at small N is biased upward: compare only rows with the same N (each table is one N).")
+    md, html = render.write(out, runs, figures, notes)
+    summary = {
+        r.name: {
+            "family": r.family,
+            "seed": r.seed,
+            "images_seen": r.images_seen,
+            "params": r.params,
+            "img_per_s": r.img_per_s,
+            "latency_s": r.latency_s,
+            "evals": [{"file": e["file"], "metrics": e["metrics"]} for e in r.evals],
+        }
+        for r in runs
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"wrote {md} and {html}")
+    return md
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        build_report(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Figures of the comparison report (matplotlib, Agg backend; small PNGs that can be committed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ldm_vs_gan.report.collect import RunInfo, curve  # noqa: E402
+
+COLORS = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
+
+
+def family_colors(runs: list[RunInfo]) -> dict[str, str]:
+    fams = sorted({r.family for r in runs})
+    return {f: COLORS[i % len(COLORS)] for i, f in enumerate(fams)}
+
+
+def sample_grid(runs: list[RunInfo], path: Path) -> Path | None:
+    """Rows: runs; columns: the same prompts and seeds for every run."""
+    runs = [r for r in runs if r.grid is not None]
+    if not runs:
+        return None
+    ncol = len(runs[0].grid)
+    fig, axes = plt.subplots(
+        len(runs), ncol, figsize=(1.3 * ncol + 1.2, 1.45 * len(runs) + 0.9), squeeze=False
+    )
+    for i, r in enumerate(runs):
+        for j in range(ncol):
+            ax = axes[i][j]
+            ax.imshow(r.grid[j].permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(_wrap(r.grid_captions[j]), fontsize=6)
+            if j == 0:
+                ax.set_ylabel(r.name, fontsize=7)
+    fig.suptitle("same prompts, same seeds", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _wrap(s: str, width: int = 18) -> str:
+    words, lines, cur = s.split(), [], ""
+    for w in words:
+        if len(cur) + len(w) + 1 > width and cur:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    lines.append(cur)
+    return "\n".join(lines[:3])
+
+
+def training_curves(runs: list[RunInfo], path: Path, keys=("fid_toy", "fidelity")) -> Path | None:
+    """Quick-eval scalars against images seen (left) and against training seconds (right)."""
+    cols = family_colors(runs)
+    have = [k for k in keys if any(curve(r.log, k) for r in runs)]
+    if not have:
+        return None
+    fig, axes = plt.subplots(len(have), 2, figsize=(9, 3.0 * len(have)), squeeze=False)
+    for i, k in enumerate(have):
+        for r in runs:
+            pts = curve(r.log, k)
+            if not pts:
+                continue
+            lab = f"{r.family} (seed {r.seed})"
+            axes[i][0].plot(
+                [p[0] for p in pts],
+                [p[2] for p in pts],
+                "-o",
+                ms=3,
+                color=cols[r.family],
+                label=lab,
+                alpha=0.8,
+            )
+            axes[i][1].plot(
+                [p[1] for p in pts], [p[2] for p in pts], "-o", ms=3, color=cols[r.family], alpha=0.8
+            )
+        axes[i][0].set_xlabel("images seen")
+        axes[i][1].set_xlabel("training time (s, from logged img/s)")
+        for ax in axes[i]:
+            ax.set_ylabel(k + (" (lower better)" if k.startswith("fid") else " (higher better)"))
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def nfe_plot(
+    points: dict[str, list[tuple[float, float, float, str]]], metric: str, path: Path
+) -> Path | None:
+    """``points[family] = [(seconds per image, value, nfe, label)]``: LDM at several step counts,
+    the GAN's single step, on the same latency axis (log scale)."""
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for i, (fam, pts) in enumerate(sorted(points.items())):
+        pts = sorted(pts)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=COLORS[i % len(COLORS)], label=fam)
+        for lat, val, _nfe, lab in pts:
+            ax.annotate(lab, (lat, val), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling latency (s / image, this machine)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

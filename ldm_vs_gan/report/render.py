@@ -1,0 +1,164 @@
+"""report.md (figures as files next to it) and a self-contained report.html (figures as base64)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+from pathlib import Path
+
+from ldm_vs_gan.report.collect import RunInfo, comparable_key, mean_std
+
+LOWER_BETTER = ("fid", "kid", "fid_toy")
+HEADLINE = ("fid", "kid", "is", "clip_score", "fidelity", "diversity", "diversity_real", "diversity_ratio")
+
+
+def fmt(m: float, s: float, n: int) -> str:
+    if n == 0 or m != m:
+        return "-"
+    digits = 4 if abs(m) < 1 else 2
+    return f"{m:.{digits}f} ± {s:.{digits}f} (n={n})" if n > 1 else f"{m:.{digits}f}"
+
+
+def metrics_tables(runs: list[RunInfo]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """One table per comparability group (same N, extractor, data/split, sampling overrides):
+    rows = metrics, columns = families (mean ± std over that family's runs, i.e. seeds)."""
+    fams = sorted({r.family for r in runs})
+    groups: dict[tuple, dict[str, dict[str, list[float]]]] = {}
+    for r in runs:
+        for ev in r.evals:
+            g = groups.setdefault(comparable_key(ev), {})
+            for k, v in ev["metrics"].items():
+                if isinstance(v, (int, float)):
+                    g.setdefault(k, {}).setdefault(r.family, []).append(float(v))
+    lat = {}
+    for r in runs:
+        for ev in r.evals:
+            s = ev["provenance"].get("seconds_per_image")
+            if s is not None:
+                lat.setdefault(comparable_key(ev), {}).setdefault(r.family, []).append(float(s))
+    tables = []
+    for key, g in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        n, ext, sha, src, split, samp = key
+        title = f"N={n}, features={ext} ({sha}), data={src}/{split}, sampling={samp}"
+        names = [k for k in HEADLINE if k in g] + sorted(k for k in g if k not in HEADLINE)
+        rows = []
+        for k in names:
+            arrow = " ↓" if k in LOWER_BETTER else (" ↑" if k in ("is", "clip_score", "fidelity") else "")
+            rows.append([k + arrow] + [fmt(*mean_std(g[k].get(f, []))) for f in fams])
+        if key in lat:
+            rows.append(["eval seconds/image"] + [fmt(*mean_std(lat[key].get(f, []))) for f in fams])
+        tables.append((title, ["metric"] + fams, rows))
+    return tables
+
+
+def compute_table(runs: list[RunInfo]) -> tuple[list[str], list[list[str]]]:
+    fams = sorted({r.family for r in runs})
+    by = {f: [r for r in runs if r.family == f] for f in fams}
+
+    def col(f, get):
+        return fmt(*mean_std([get(r) for r in by[f]]))
+
+    rows = [
+        ["runs (seeds)"] + [", ".join(str(r.seed) for r in by[f]) for f in fams],
+        ["images seen"] + [col(f, lambda r: float(r.images_seen)) for f in fams],
+        ["trainable params (M)"]
+        + [col(f, lambda r: r.params.get("trainable", math.nan) / 1e6) for f in fams],
+        ["frozen params (M)"] + [col(f, lambda r: r.params.get("frozen", math.nan) / 1e6) for f in fams],
+        ["training img/s (median)"] + [col(f, lambda r: r.img_per_s) for f in fams],
+        ["sampling s/image (panel, defaults)"] + [col(f, lambda r: r.latency_s) for f in fams],
+    ]
+    return ["", *fams], rows
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def write(
+    out: Path, runs: list[RunInfo], figures: dict[str, Path | None], notes: list[str]
+) -> tuple[Path, Path]:
+    parts = ["# LDM vs GAN: comparison report", ""]
+    parts.append(
+        "Runs: " + ", ".join(f"`{r.name}` ({r.family}, seed {r.seed}, {r.images_seen} images)" for r in runs)
+    )
+    parts += ["", "## Metrics (only comparable numbers side by side)", ""]
+    for title, header, rows in metrics_tables(runs) or [
+        ("no evaluations found (run `python -m ldm_vs_gan.eval`)", [], [])
+    ]:
+        parts += [f"### {title}", ""]
+        if rows:
+            parts += [md_table(header, rows), ""]
+    parts += ["## Compute and speed", "", md_table(*compute_table(runs)), ""]
+    captions = {
+        "samples": "Samples: the same prompts and seeds for every run",
+        "curves": "Quick evaluation during training: against images seen and against training time",
+        "nfe_fid": "FID against sampling latency (LDM: steps annotated; GAN: one step)",
+        "nfe_fidelity": "Prompt fidelity against sampling latency",
+    }
+    for key, cap in captions.items():
+        p = figures.get(key)
+        if p is not None:
+            parts += [f"## {cap}", "", f"![{cap}]({p.name})", ""]
+    if notes:
+        parts += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    md = "\n".join(parts)
+    md_path = out / "report.md"
+    md_path.write_text(md)
+    html_path = out / "report.html"
+    html_path.write_text(to_html(md, out))
+    return md_path, html_path
+
+
+def to_html(md: str, folder: Path) -> str:
+    """A small Markdown subset (headings, tables, lists, images, code) to HTML, images inlined."""
+    body, in_table, in_list = [], False, False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(re.fullmatch(r"-+", c) for c in cells if c):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("- "):
+            if not in_list:
+                body.append("<ul>")
+                in_list = True
+            body.append(f"<li>{_inline(line[2:])}</li>")
+            continue
+        if in_list:
+            body.append("</ul>")
+            in_list = False
+        m = re.fullmatch(r"!\[(.*)\]\((.*)\)", line)
+        if m:
+            data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(m.group(1))}" src="data:image/png;base64,{data}">')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    if in_list:
+        body.append("</ul>")
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}img{max-width:100%}"
+    )
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>LDM vs GAN report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+
+
+def _inline(s: str) -> str:
+    s = html.escape(s)
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", s)
