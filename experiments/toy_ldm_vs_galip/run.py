@@ -1,0 +1,244 @@
+"""The first study: LDM vs GALIP on the toy world, same image budget, 3 seeds each (`make compare`).
+
+Stages (each skipped when its output exists, so an interrupted study resumes where it stopped; a
+half-trained run resumes exactly through the engine):
+  1. train  `python -m ldm_vs_gan.train model=<family> seed=<s> run_dir=<runs>/<family>-s<s> ...`
+  2. eval   `python -m ldm_vs_gan.eval --run <run> --metric fid,kid,fidelity,diversity,clip_score ...`
+            plus, for the LDM, an NFE sweep (--steps K) on the first seed(s)
+  3. report `python -m ldm_vs_gan.compare <runs...> --out experiments/toy_ldm_vs_galip/report`
+            and the results table written into README.md between the results markers.
+
+The toy world, the toy CLIP/VAE and the toy judge are built on first use and cached
+($LDM_VS_GAN_CACHE or ~/.cache/ldm_vs_gan). Default budgets fit the whole study in about 90 min on
+2 CPU cores; `--budget` scales it. `--dry-run` prints the commands only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+PY = sys.executable
+EVAL_METRICS = "fid,kid,fidelity,diversity,clip_score"
+TABLE_KEYS = [  # (metric key in eval JSON / summary, label, digits)
+    ("fid", "FID-toy (judge features) ↓", 2),
+    ("kid", "KID-toy ↓", 4),
+    ("fidelity", "prompt fidelity ↑", 3),
+    ("diversity", "diversity (gen)", 4),
+    ("diversity_real", "diversity (real)", 4),
+    ("diversity_ratio", "diversity gen/real", 3),
+    ("clip_score", "CLIP score (toy CLIP, same as training) ↑", 2),
+    ("latency_s", "sampling s/image (defaults, batch 8)", 4),
+    ("img_per_s", "training img/s", 1),
+]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--families", default="ldm,galip")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--budget", type=int, default=20000, help="images seen per run (same for every family)")
+    p.add_argument("--batch-size", type=int, default=32, help="global training batch (same for every family)")
+    p.add_argument("--eval-n", type=int, default=500, help="N of the final evaluation (held-out prompts)")
+    p.add_argument(
+        "--quick-every", type=int, default=4000, help="quick-eval interval (images) for the curves"
+    )
+    p.add_argument("--nfe", default="5,10,25,50", help="LDM sampling steps of the NFE sweep ('' = none)")
+    p.add_argument("--nfe-seeds", type=int, default=1, help="how many seeds get the NFE sweep")
+    p.add_argument("--nfe-n", type=int, default=200, help="N of the NFE sweep evaluations")
+    p.add_argument("--runs-root", default=str(REPO / "runs" / "toy_ldm_vs_galip"))
+    p.add_argument("--out", default=str(HERE / "report"))
+    p.add_argument(
+        "--extra", default="", help="extra Hydra overrides for every training run (space separated)"
+    )
+    p.add_argument("--dry-run", action="store_true")
+    return p.parse_args(argv)
+
+
+def sh(cmd: list[str], dry: bool, log: Path | None = None) -> float:
+    print("$ " + " ".join(cmd), flush=True)
+    if dry:
+        return 0.0
+    t0 = time.perf_counter()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+    }
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            r = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
+    else:
+        r = subprocess.run(cmd, cwd=REPO, env=env)
+    if r.returncode != 0:
+        tail = log.read_text()[-2000:] if log is not None and log.exists() else ""
+        raise SystemExit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{tail}")
+    return time.perf_counter() - t0
+
+
+def trained(run: Path, budget: int) -> bool:
+    man = run / "weights" / "manifest.json"
+    return man.is_file() and json.loads(man.read_text()).get("images_seen", 0) >= budget
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    fams, seeds = a.families.split(","), [int(s) for s in a.seeds.split(",")]
+    root, out = Path(a.runs_root), Path(a.out)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    runs = []
+    for fam in fams:
+        for s in seeds:
+            run = root / f"{fam}-s{s}"
+            runs.append(run)
+            if trained(run, a.budget):
+                print(f"skip training {run.name}: done")
+                continue
+            cmd = [
+                PY,
+                "-m",
+                "ldm_vs_gan.train",
+                f"model={fam}",
+                f"seed={s}",
+                f"run_dir={run}",
+                "logger=none",
+                f"trainer.max_images={a.budget}",
+                f"trainer.batch_size={a.batch_size}",
+                f"trainer.eval_every={a.quick_every}",
+                "trainer.eval.n=256",
+                f"trainer.sample_every={a.budget // 2}",
+                f"trainer.ckpt_every={a.budget // 4}",
+                f"trainer.log_every={max(a.batch_size, a.budget // 50)}",
+                "trainer.progress=false",
+                *a.extra.split(),
+            ]
+            timings[f"train/{run.name}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.train.log")
+    nfe = [int(k) for k in a.nfe.split(",") if k.strip()]
+    for run in runs:
+        main_json = run / "eval" / "eval_study_main.json"
+        if not main_json.exists():
+            cmd = [
+                PY,
+                "-m",
+                "ldm_vs_gan.eval",
+                "--run",
+                str(run),
+                "--metric",
+                EVAL_METRICS,
+                "--num-samples",
+                str(a.eval_n),
+                "--out",
+                str(main_json),
+            ]
+            timings[f"eval/{run.name}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.eval.log")
+        fam, s = run.name.rsplit("-s", 1)
+        if fam == "ldm" and int(s) in seeds[: a.nfe_seeds]:
+            for k in nfe:
+                f = run / "eval" / f"eval_study_steps{k:03d}.json"
+                if not f.exists():
+                    cmd = [
+                        PY,
+                        "-m",
+                        "ldm_vs_gan.eval",
+                        "--run",
+                        str(run),
+                        "--metric",
+                        "fid,fidelity",
+                        "--num-samples",
+                        str(a.nfe_n),
+                        "--steps",
+                        str(k),
+                        "--out",
+                        str(f),
+                    ]
+                    timings[f"nfe/{run.name}/{k}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.nfe.log")
+        if fam != "ldm" and nfe and int(s) in seeds[: a.nfe_seeds]:  # the GAN's single step at the same N
+            f = run / "eval" / "eval_study_onestep.json"
+            if not f.exists():
+                cmd = [
+                    PY,
+                    "-m",
+                    "ldm_vs_gan.eval",
+                    "--run",
+                    str(run),
+                    "--metric",
+                    "fid,fidelity",
+                    "--num-samples",
+                    str(a.nfe_n),
+                    "--out",
+                    str(f),
+                ]
+                timings[f"nfe/{run.name}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.nfe.log")
+    timings["report"] = sh([PY, "-m", "ldm_vs_gan.compare", *map(str, runs), "--out", str(out)], a.dry_run)
+    timings["total"] = time.perf_counter() - t_start
+    if a.dry_run:
+        return 0
+    prev = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    (out / "timings.json").write_text(json.dumps({**prev, **timings}, indent=2) + "\n")
+    table = results_table(out / "summary.json", fams, a)
+    (out / "results.md").write_text(table + "\n")
+    update_readme(table)
+    print(table)
+    return 0
+
+
+def results_table(summary_path: Path, fams: list[str], a) -> str:
+    """Per family: mean ± std over seeds of the final evaluation (eval_study_main.json) and the
+    compute figures."""
+    summ = json.loads(summary_path.read_text())
+    vals: dict[str, dict[str, list[float]]] = {f: {} for f in fams}
+    for info in summ.values():
+        fam = info["family"]
+        if fam not in vals:
+            continue
+        main = next((e["metrics"] for e in info["evals"] if e["file"] == "eval_study_main.json"), {})
+        row = {**main, "latency_s": info["latency_s"], "img_per_s": info["img_per_s"]}
+        for k, _, _ in TABLE_KEYS:
+            v = row.get(k)
+            if isinstance(v, (int, float)) and not math.isnan(v):
+                vals[fam].setdefault(k, []).append(float(v))
+    lines = [
+        f"Budget {a.budget} images per run, batch {a.batch_size}, final evaluation N={a.eval_n} "
+        f"held-out prompts; mean ± std over seeds {a.seeds}.",
+        "",
+        "| | " + " | ".join(fams) + " |",
+        "|---|" + "---|" * len(fams),
+    ]
+    for k, label, d in TABLE_KEYS:
+        cells = []
+        for f in fams:
+            v = vals[f].get(k, [])
+            if not v:
+                cells.append("-")
+            elif len(v) == 1:
+                cells.append(f"{v[0]:.{d}f} (n=1)")
+            else:
+                cells.append(f"{statistics.fmean(v):.{d}f} ± {statistics.stdev(v):.{d}f} (n={len(v)})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(table: str) -> None:
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
