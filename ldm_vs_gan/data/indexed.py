@@ -129,6 +129,25 @@ def _identity(batch):
     return batch
 
 
+class SkipMerging:
+    """Wraps a loader of Batches: a batch emptied by corrupt samples is not passed on; its skip
+    counts ride on the next batch (an empty batch only ends a finite pass that has counts left)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __iter__(self):
+        pending: dict[str, int] = {}
+        for b in self.loader:
+            for k, v in b.skipped.items():
+                pending[k] = pending.get(k, 0) + v
+            if len(b):
+                b.skipped, pending = pending, {}
+                yield b
+        if pending:
+            yield collate([], pending, 0)
+
+
 def build_indexed_loader(
     index: ShardIndex,
     opts: DecodeOptions,
@@ -148,4 +167,5 @@ def build_indexed_loader(
     kw = {"prefetch_factor": prefetch_factor, "persistent_workers": False} if num_workers > 0 else {}
     # sampler yields whole batches of positions; batch_size=None turns off auto-collation so the
     # dataset's own Batch comes out unchanged, in sampler order (DataLoader keeps order).
-    return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=num_workers, collate_fn=_identity, **kw)
+    return SkipMerging(DataLoader(ds, sampler=sampler, batch_size=None, num_workers=num_workers,
+                                  collate_fn=_identity, **kw))
