@@ -229,12 +229,12 @@ def train_judge(data_cfg, verbose: bool = True) -> tuple[JudgeNet, dict]:
             loss = sum(F.cross_entropy(logits[k], labels[k][idx], ignore_index=-1) for k in logits
                        if (labels[k][idx] >= 0).any())
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # sum of the heads' cross-entropies
             opt.step()
             sched.step()
             step += 1
         if verbose:
-            print(f"[judge] epoch {epoch + 1}/{p['epochs']} loss {float(loss):.4f} "
+            print(f"[judge] epoch {epoch + 1}/{p['epochs']} loss {float(loss.detach()):.4f} "
                   f"({time.perf_counter() - t0:.0f}s)", flush=True)
     return net.eval(), {"train_seconds": round(time.perf_counter() - t0, 1), "train_images": steps * bs}
 

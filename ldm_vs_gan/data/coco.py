@@ -1,0 +1,62 @@
+"""COCO captions (``data=coco``): a local COCO-2014 or 2017 folder
+(``annotations/captions_val2014.json`` + ``val2014/``), the evaluation prompt set of the papers
+(LDM, GALIP: "COCO FID-30k"). Nothing is downloaded.
+
+``heldout``: a seeded choice of ``n`` images (30k by default; all when there are fewer), each with
+one caption drawn at random from its five, in a fixed order: the evaluation prompts and the
+matching real images. ``train``: every (image, caption) pair of the chosen subset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ldm_vs_gan.data.decode import _get
+from ldm_vs_gan.data.folder import FileSource
+from ldm_vs_gan.errors import UserError, bad_value
+
+
+def coco_pairs(root: Path, year: int, subset: str) -> tuple[dict[int, Path], dict[int, list[str]]]:
+    ann = root / "annotations" / f"captions_{subset}{year}.json"
+    img_dir = root / f"{subset}{year}"
+    if not ann.is_file() or not img_dir.is_dir():
+        raise UserError(f"data.root={str(root)!r}: COCO not found (expected {ann} and {img_dir}/); "
+                        f"set data.root to your COCO folder")
+    meta = json.loads(ann.read_text())
+    files = {im["id"]: img_dir / im["file_name"] for im in meta["images"]}
+    caps: dict[int, list[str]] = {}
+    for a in meta["annotations"]:
+        caps.setdefault(a["image_id"], []).append(a["caption"])
+    return files, caps
+
+
+class CocoSource(FileSource):
+    @staticmethod
+    def from_config(data_cfg, split: str) -> CocoSource:
+        root = _get(data_cfg, "root", None)
+        if not root:
+            raise UserError("data.root is not set: point it at a COCO folder (annotations/captions_val2014.json + val2014/)")
+        year = int(_get(data_cfg, "year", 2014))
+        if year not in (2014, 2017):
+            raise bad_value("data.year", year, [2014, 2017])
+        subset = str(_get(data_cfg, "subset", "val"))
+        if subset not in ("val", "train"):
+            raise bad_value("data.subset", subset, ["val", "train"])
+        files, caps = coco_pairs(Path(os.path.expanduser(str(root))), year, subset)
+        return CocoSource.choose(files, caps, int(_get(data_cfg, "n", 30000)), int(_get(data_cfg, "choice_seed", 0)),
+                                 split)
+
+    @staticmethod
+    def choose(files: dict[int, Path], caps: dict[int, list[str]], n: int, seed: int, split: str) -> CocoSource:
+        ids = sorted(i for i in files if caps.get(i))
+        rng = np.random.default_rng([seed, 0xC0C0])
+        chosen = [ids[j] for j in rng.permutation(len(ids))[: min(n, len(ids))]]
+        if split == "heldout":  # one random caption per image
+            items = [(f"{i:012d}", files[i], sorted(caps[i])[rng.integers(len(caps[i]))]) for i in chosen]
+        else:
+            items = [(f"{i:012d}_{k}", files[i], c) for i in sorted(chosen) for k, c in enumerate(sorted(caps[i]))]
+        return CocoSource(items)
