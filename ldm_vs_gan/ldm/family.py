@@ -1,0 +1,217 @@
+"""The latent diffusion family (Rombach et al. 2022): our UNet in a frozen autoencoder's latent
+space, cross-attending to a frozen CLIP text encoder's tokens.
+
+One phase, ``denoiser`` (AdamW on the UNet). Per step: images -> scaled latents (frozen VAE,
+no grad), captions -> text tokens (frozen CLIP, no grad), 10% of captions replaced by "" so the
+same network also learns the unconditional model (classifier-free guidance, Ho & Salimans 2022,
+Sec. 3.2), then the objective of ``objective.py``. The EMA of ``unet`` (kept by the loop) is what
+samples. ``generate`` runs a sampler of ``samplers.py`` over the guided denoiser of
+``guidance.py`` and decodes with the VAE.
+
+Frozen encodings are deterministic (VAE posterior mode, CLIP in eval), so they may be memoised
+per sample key / caption (``model.cache``): exact, and on the toy world it removes the VAE
+encoder and text tower from every step after the first pass over the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ldm_vs_gan.data.batch import Batch
+from ldm_vs_gan.errors import bad_value, require
+from ldm_vs_gan.ldm.guidance import PerImageNoise, guided_denoiser
+from ldm_vs_gan.ldm.objective import ObjectiveConfig, diffusion_loss
+from ldm_vs_gan.ldm.samplers import SAMPLERS, get_sampler
+from ldm_vs_gan.ldm.schedule import NoiseSchedule
+from ldm_vs_gan.ldm.unet import UNet, unet_config
+from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
+
+SAMPLING_KEYS = ("sampler", "steps", "guidance", "negative_prompt", "eta")
+
+
+def _node(cfg, key) -> dict:
+    """``cfg[key]`` as a plain dict (DictConfig, dict or missing)."""
+    if cfg is None:
+        return {}
+    v = cfg.get(key) if hasattr(cfg, "get") else None
+    if v is None:
+        return {}
+    if hasattr(v, "items"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(v, resolve=True) if not isinstance(v, dict) else dict(v)
+    return v
+
+
+class LDMFamily(Family):
+    ema_network = "unet"
+    generative = True
+
+    def __init__(self, clip, autoencoder, model_cfg, resolution: int, data_cfg=None):
+        super().__init__()
+        self.clip = clip  # frozen (keeps itself in eval, requires_grad False)
+        self.ae = autoencoder  # frozen
+        m = model_cfg
+        require(resolution % autoencoder.factor == 0,
+                f"data.resolution={resolution} must be divisible by the autoencoder factor {autoencoder.factor}")
+        self.latent_shape = autoencoder.latent_shape(int(resolution))  # (c, h, w)
+
+        u = _node(m, "unet")
+        size = u.pop("size", "toy")
+        u["in_channels"] = u["out_channels"] = autoencoder.latent_channels
+        u["context_dim"] = clip.token_dim
+        self.unet = UNet(unet_config(size, **u))
+        require(self.latent_shape[1] % self.unet.downsample_factor == 0,
+                f"latent side {self.latent_shape[1]} must be divisible by 2^(levels-1)="
+                f"{self.unet.downsample_factor}; use fewer model.unet.channel_mult levels")
+
+        d = _node(m, "diffusion")
+        self.schedule = NoiseSchedule(d.get("schedule", "scaled_linear"), int(d.get("timesteps", 1000)),
+                                      float(d.get("beta_start", 0.00085)), float(d.get("beta_end", 0.012)),
+                                      bool(d.get("zero_terminal_snr", False)))
+        self.objective = ObjectiveConfig(
+            target=d.get("target", "eps"), loss=d.get("loss", "mse"), min_snr_gamma=d.get("min_snr_gamma"),
+            offset_noise=float(d.get("offset_noise", 0.0)), t_sampling=d.get("t_sampling", "uniform"),
+            t_skew_power=float(d.get("t_skew_power", 2.0)))
+        self.objective.validate(self.schedule)
+        self.caption_dropout = float(_node(m, "conditioning").get("caption_dropout", 0.1))
+        require(0.0 <= self.caption_dropout < 1.0,
+                f"model.conditioning.caption_dropout={self.caption_dropout} must be in [0, 1)")
+
+        o = _node(m, "optim")
+        name = o.get("name", "adamw")
+        if name not in ("adam", "adamw"):
+            raise bad_value("model.optim.name", name, ["adam", "adamw"])
+        betas = tuple(float(b) for b in o.get("betas", (0.9, 0.999)))
+        require(len(betas) == 2, f"model.optim.betas={list(betas)} must be two numbers")
+        self._opt = OptimizerSpec(name, float(o.get("lr", 1e-4)), betas, float(o.get("eps", 1e-8)),
+                                  float(o.get("weight_decay", 0.0)), o.get("grad_clip"))
+
+        s = _node(m, "sampling")
+        self._sampling = {"sampler": s.get("sampler", "ddim"), "steps": int(s.get("steps", 50)),
+                          "guidance": float(s.get("guidance", 1.0)),
+                          "negative_prompt": s.get("negative_prompt", "") or "",
+                          "eta": float(s.get("eta", 0.0))}
+        self._check_sampling(self._sampling)
+
+        c = _node(m, "cache")
+        aug = data_cfg is not None and (bool(data_cfg.get("hflip", False)) or data_cfg.get("crop") == "random")
+        deterministic = getattr(autoencoder, "latent", "mode") == "mode"
+        self._cache_latents = bool(c.get("latents", True)) and deterministic and not aug
+        self._cache_max = int(c.get("max_entries", 200_000))
+        self._cache_text = bool(c.get("text", True))
+        self._lat_cache: dict[str, torch.Tensor] = {}
+        self._txt_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def from_config(cls, cfg) -> LDMFamily:
+        from ldm_vs_gan.components import build_autoencoder, build_clip
+
+        clip = build_clip(cfg.clip, data_cfg=cfg.data)
+        ae = build_autoencoder(cfg.autoencoder, data_cfg=cfg.data)
+        return cls(clip, ae, cfg.model, int(cfg.data.resolution), data_cfg=cfg.data)
+
+    # ---- the Family contract ----------------------------------------------------------------
+
+    def phases(self) -> list[Phase]:
+        return [Phase("denoiser", ["unet"], self._opt)]
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"unet": self.unet}
+
+    def sampling_defaults(self) -> dict[str, Any]:
+        return dict(self._sampling)
+
+    # ---- frozen encodings (memoised: exact, see module doc) -------------------------------------
+
+    @torch.no_grad()
+    def encode_images(self, batch: Batch) -> torch.Tensor:
+        """(B,3,H,W) in [-1,1] -> scaled latents (B,c,h,w)."""
+        keys = batch.keys if (self._cache_latents and len(batch.keys) == len(batch)) else None
+        if keys is None or any(k not in self._lat_cache for k in keys):
+            z = self.ae.encode(batch.images).float()
+            if keys is not None and len(self._lat_cache) + len(keys) <= self._cache_max:
+                for k, zi in zip(keys, z):
+                    self._lat_cache[k] = zi.detach().cpu()
+            return z
+        return torch.stack([self._lat_cache[k] for k in keys]).to(batch.images.device)
+
+    @torch.no_grad()
+    def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """captions -> (tokens (B,L,D), mask (B,L) bool)."""
+        if not self._cache_text:
+            f = self.clip.encode_text(list(captions))
+            return f.tokens.float(), f.mask
+        missing = sorted({c for c in captions if c not in self._txt_cache})
+        if missing:
+            f = self.clip.encode_text(missing)
+            if len(self._txt_cache) + len(missing) > self._cache_max:
+                self._txt_cache.clear()
+            for c, t, mk in zip(missing, f.tokens.float(), f.mask):
+                self._txt_cache[c] = (t.detach(), mk.detach())
+        toks, masks = zip(*(self._txt_cache[c] for c in captions))
+        return torch.stack(toks), torch.stack(masks)
+
+    # ---- training -----------------------------------------------------------------------------
+
+    def loss(self, phase: str, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        if phase != "denoiser":
+            raise bad_value("phase", phase, ["denoiser"])
+        x0 = self.encode_images(batch)
+        captions = list(batch.captions)
+        if self.caption_dropout > 0:
+            drop = torch.rand(len(captions)) < self.caption_dropout  # global RNG: checkpointed by the loop
+            captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+        tokens, mask = self.encode_text(captions)
+        net = ctx.nets["unet"]
+        loss, logs = diffusion_loss(lambda x, t, **kw: net(x, t, **kw), x0,
+                                    {"context": tokens.to(x0.device), "mask": mask.to(x0.device)},
+                                    self.schedule, self.objective)
+        return loss, logs
+
+    # ---- sampling -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_sampling(s: dict) -> None:
+        if s["sampler"] not in SAMPLERS:
+            raise bad_value("sampler", s["sampler"], SAMPLERS)
+        if isinstance(s["steps"], bool) or not isinstance(s["steps"], int) or s["steps"] < 1:
+            raise bad_value("steps", s["steps"], "an integer >= 1")
+        require(s["guidance"] >= 0, f"guidance={s['guidance']} must be >= 0")
+        require(0 <= s["eta"] <= 1, f"eta={s['eta']} must be in [0, 1]")
+
+    @torch.no_grad()
+    def generate(self, captions: list[str], seeds, **sampling: Any) -> torch.Tensor:
+        """uint8 (B,3,H,W). Image i depends only on (captions[i], seeds[i], sampling): its initial
+        latent and every stochastic step's noise come from its own generator (int64 seed)."""
+        unknown = sorted(set(sampling) - set(SAMPLING_KEYS))
+        if unknown:
+            raise bad_value("sampling option", unknown[0], SAMPLING_KEYS)
+        s = {**self._sampling, **{k: v for k, v in sampling.items() if v is not None}}
+        s["steps"], s["guidance"], s["eta"] = int(s["steps"]), float(s["guidance"]), float(s["eta"])
+        self._check_sampling(s)
+        seeds = torch.as_tensor(seeds, dtype=torch.int64).reshape(-1).tolist()
+        require(len(captions) == len(seeds), f"generate: {len(captions)} captions but {len(seeds)} seeds")
+        neg = s["negative_prompt"]
+        negs = [neg] * len(captions) if isinstance(neg, str) else list(neg)
+        require(len(negs) == len(captions), "negative_prompt: one string, or one per caption")
+
+        device = next(self.unet.parameters()).device
+        was_training = self.unet.training
+        self.unet.eval()
+        try:
+            cond = tuple(v.to(device) for v in self.encode_text(list(captions)))
+            guided = s["guidance"] != 1.0 or any(negs)
+            uncond = tuple(v.to(device) for v in self.encode_text(negs)) if guided else None
+            denoise = guided_denoiser(self.unet, self.schedule, self.objective.target, cond, uncond, s["guidance"])
+            noise = PerImageNoise(seeds, self.latent_shape, device=device)
+            x_T = noise()
+            sampler = get_sampler(s["sampler"])
+            kw = {"eta": s["eta"]} if s["sampler"] == "ddim" else {}
+            z0 = sampler(denoise, x_T, self.schedule, s["steps"], noise, **kw)
+            images = self.ae.decode(z0.float()).float().clamp(-1, 1)
+        finally:
+            self.unet.train(was_training)
+        return ((images + 1) * 127.5).round().to(torch.uint8)
