@@ -172,7 +172,8 @@ class JudgeFeatures(FeatureExtractor):
         self.sha256 = judge.sha256
         self.resize = "none (judge runs at the toy world's native resolution)"
         self.extra = {"judge_heldout_accuracy": dict(getattr(judge, "heldout_accuracy", {}) or {})}
-        self.num_features = None  # known after the first call (the judge's contract does not state D)
+        # the contract does not state D; the judge has it as feature_dim, else known after the first call
+        self.num_features = getattr(judge, "feature_dim", None)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

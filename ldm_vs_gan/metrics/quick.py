@@ -23,7 +23,7 @@ _EXTRACTORS: dict = {}
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats -> uint8 with rounding (the inverse of the loader's mapping)."""
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def _judge_extractor(data_cfg):
@@ -46,7 +46,10 @@ def quick_eval(family, batches: list[Batch], data_cfg) -> dict[str, float]:
     judge, extractor = _judge_extractor(data_cfg)
     n = len(batch)
     fake = torch.cat(
-        [family.generate(b.captions, list(range(i, i + len(b)))) for i, b in zip(_offsets(batches), batches)]
+        [
+            family.generate(b.captions, list(range(i, i + len(b)))).cpu()
+            for i, b in zip(_offsets(batches), batches)
+        ]
     )
     out = {
         f"fidelity/{k}" if k != "overall" else "fidelity": float(v)
