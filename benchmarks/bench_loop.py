@@ -1,0 +1,125 @@
+"""Step overhead of the training loop over a bare forward/backward/optimizer step (issue 3).
+
+Both sides train the engine's test family (``configs/model/regress.yaml``, widened so a step does
+real work) on the same in-memory batches, fp32 on CPU, one thread:
+
+- bare:   for each phase: zero_grad, loss, backward, optimizer step (nothing else);
+- bare+EMA: the same plus the EMA update (a feature, not overhead, but it costs a pass over the
+  weights, so it is shown apart);
+- engine: ``ldm_vs_gan.training.run`` with logging at two points only, no samples, no evaluation,
+  no periodic checkpoints; its throughput is the ``img_per_s`` of the second log record (steady
+  state: the first step, measured by the FLOP counter, and the final checkpoint are excluded).
+
+    .venv/bin/python benchmarks/bench_loop.py [--steps 200] [--batch 64] [--hidden 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ldm_vs_gan.data.batch import Batch  # noqa: E402
+from ldm_vs_gan.training.family import StepContext  # noqa: E402
+
+
+def make_batches(n: int, batch: int, res: int) -> list[Batch]:
+    g = torch.Generator().manual_seed(0)
+    return [Batch(torch.rand(batch, 3, res, res, generator=g) * 2 - 1, [f"caption {i}-{j}" for j in range(batch)])
+            for i in range(n)]
+
+
+def config(run_dir, steps, batch, hidden, res) -> OmegaConf:
+    t = OmegaConf.load(REPO / "configs/trainer/default.yaml")
+    t.merge_with({"max_images": steps * batch, "batch_size": batch, "log_every": steps * batch // 2,
+                  "sample_every": 0, "eval_every": 0, "ckpt_every": 0, "progress": False, "precision": "fp32",
+                  "device": "cpu"})
+    model = OmegaConf.load(REPO / "configs/model/regress.yaml")
+    model.hidden = hidden
+    return OmegaConf.create({"seed": 0, "run_dir": str(run_dir), "init_from": None, "model": model,
+                             "data": {"name": "bench", "resolution": res}, "trainer": t, "logger": {"name": "none"}})
+
+
+def bare(cfg, batches, ema: bool) -> float:
+    from hydra.utils import get_class
+
+    from ldm_vs_gan.training.ema import EMA
+    from ldm_vs_gan.training.optim import build_optimizer
+
+    fam = get_class(cfg.model._target_).from_config(cfg)
+    nets = fam.networks()
+    phases = fam.phases()
+    opts = {p.name: build_optimizer(p.optimizer, [q for n in p.networks for q in nets[n].parameters()], p.name)
+            for p in phases}
+    avg = EMA(nets[fam.ema_network], 0.999) if ema else None
+    ctx = StepContext(nets=nets)
+    warm = 5
+    for i, b in enumerate(batches):
+        if i == warm:
+            t0 = time.perf_counter()
+        for p in phases:
+            opts[p.name].zero_grad(set_to_none=True)
+            loss, _ = fam.loss(p.name, b, ctx)
+            loss.backward()
+            opts[p.name].step()
+        if avg is not None:
+            avg.update()
+    return (len(batches) - warm) * len(batches[0]) / (time.perf_counter() - t0)
+
+
+def engine(cfg, batches) -> float:
+    import ldm_vs_gan.data as data
+    from ldm_vs_gan.training import run
+
+    def loader(*a, **k):
+        return iter(batches)
+
+    data.build_loader = loader
+    with tempfile.TemporaryDirectory() as d:
+        cfg.run_dir = d
+        run(cfg)
+        recs = [json.loads(line) for line in (Path(d) / "metrics.jsonl").read_text().splitlines()]
+    return recs[-1]["img_per_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--res", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    batches = make_batches(args.steps, args.batch, args.res)
+    cfg = config("unused", args.steps, args.batch, args.hidden, args.res)
+    res = {"bare": [], "bare+ema": [], "engine": []}
+    for _ in range(args.repeats):  # interleaved, so load changes on a shared machine hit all three
+        res["bare"].append(bare(cfg, batches, ema=False))
+        res["bare+ema"].append(bare(cfg, batches, ema=True))
+        res["engine"].append(engine(cfg.copy(), batches))
+    med = {k: statistics.median(v) for k, v in res.items()}
+    print(f"regress family hidden={args.hidden} batch={args.batch} res={args.res}, {args.steps} steps, "
+          f"1 thread, fp32, median of {args.repeats}")
+    for k, v in med.items():
+        print(f"  {k:9s} {v:9.1f} img/s  {1000 * args.batch / v:7.2f} ms/step   runs: "
+              + ", ".join(f"{x:.0f}" for x in res[k]))
+    print(f"  engine overhead over bare step:     {100 * (med['bare'] / med['engine'] - 1):+.1f}%")
+    print(f"  engine overhead over bare step+EMA: {100 * (med['bare+ema'] / med['engine'] - 1):+.1f}%")
+
+
+if __name__ == "__main__":
+    main()
