@@ -1,0 +1,58 @@
+"""The `model=clip` stage: a tiny config trains a few steps through the engine, logs retrieval,
+and its run loads as a FrozenCLIP (`clip.source=run`) and through first-use resolution (`toy`)."""
+
+import json
+import time
+
+import torch
+from test_stage_support import SMOKE, TINY, stage_cfg
+
+from ldm_vs_gan.components import build_clip
+from ldm_vs_gan.components.clip_stage import content_key, positives
+from ldm_vs_gan.data.batch import Batch
+
+
+def test_positives_pair_equal_content_only():
+    a = {"objects": [{"shape": "circle", "color": "red", "size": "small", "x": 0.2, "y": 0.3}], "relation": None}
+    b = {"objects": [{"shape": "circle", "color": "red", "size": "small", "x": 0.8, "y": 0.5}], "relation": None}
+    c = {"objects": [{"shape": "circle", "color": "blue", "size": "small", "x": 0.2, "y": 0.3}], "relation": None}
+    assert content_key(a) == content_key(b) != content_key(c)
+    pos = positives(Batch(torch.zeros(3, 3, 4, 4), ["x", "y", "z"], attributes=[a, b, c]), "cpu")
+    assert pos.tolist() == [[True, True, False], [True, True, False], [False, False, True]]
+    plain = positives(Batch(torch.zeros(2, 3, 4, 4), ["x", "y"], attributes=[None, None]), "cpu")
+    assert plain.tolist() == [[True, False], [False, True]]  # no attributes (LAION): one-hot CLIP
+
+
+def test_tiny_clip_stage_trains_and_loads_as_frozen_clip(tmp_path):
+    torch.set_num_threads(1)
+    from ldm_vs_gan.training import load_run, run
+
+    rd = run(stage_cfg("clip", tmp_path / "run"))
+    rows = [json.loads(ln) for ln in (rd / "metrics.jsonl").read_text().splitlines()]
+    assert [r["images_seen"] for r in rows if "clip/loss" in r] == [16, 32]
+    ev = [r for r in rows if "eval/retrieval_top1_single" in r]
+    assert ev and 0.0 <= ev[-1]["eval/retrieval_top1_single"] <= 1.0
+    assert (rd / "weights/clip.safetensors").is_file() and list((rd / "samples").glob("*.png"))
+    fam, _, _ = load_run(rd)
+    clip = build_clip({"source": "run", "path": str(rd)})
+    assert clip.info["source"] == "run" and clip.vit_grid == (4, 4) and clip.token_dim == 32
+    caps = ["a small red circle", "a large green cross above a small blue square"]
+    ids = fam.tokenizer(caps)
+    torch.testing.assert_close(clip.encode_text(caps).pooled, fam.clip.encode_text(ids), rtol=0, atol=0)
+
+
+def test_first_use_trains_the_toy_stage_once_then_reuses_it(tmp_path, capfd):
+    from omegaconf import OmegaConf
+
+    data = stage_cfg("clip", tmp_path / "unused").data
+    comp = {"source": "toy", "stage_overrides": [*TINY["clip"], *SMOKE]}
+    clip = build_clip(comp, data_cfg=data)
+    err = capfd.readouterr().err
+    assert "no toy CLIP is cached" in err and "training it now" in err
+    run_dir = clip.info["path"]
+    assert OmegaConf.load(f"{run_dir}/config.yaml").trainer.max_images == 32
+    t = time.perf_counter()
+    again = build_clip(comp, data_cfg=data)
+    assert time.perf_counter() - t < 10 and again.info["path"] == run_dir
+    assert "training it now" not in capfd.readouterr().err
+    torch.testing.assert_close(again.encode_text(["a red circle"]).pooled, clip.encode_text(["a red circle"]).pooled)
