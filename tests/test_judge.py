@@ -10,9 +10,9 @@ from ldm_vs_gan.data.judge import encode_labels, load_judge
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return {"name": "toy", "resolution": 32, "n_train": 3000, "n_heldout": 200, "shard_size": 1000,
+    return {"name": "toy", "resolution": 32, "n_train": 2000, "n_heldout": 200, "shard_size": 1000,
             "two_object_share": 0.3, "cache_dir": str(tmp_path_factory.mktemp("judge")),
-            "judge": {"epochs": 2, "batch_size": 64, "lr": 0.003, "width": 8, "seed": 0}}
+            "judge": {"epochs": 3, "batch_size": 32, "lr": 0.003, "width": 8, "seed": 0}}
 
 
 def test_real_images_score_far_above_noise(cfg):
@@ -22,8 +22,10 @@ def test_real_images_score_far_above_noise(cfg):
     real = ((b.images + 1) * 127.5).round().to(torch.uint8)
     noise = torch.randint(0, 256, real.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     f_real, f_noise = judge.fidelity(real, b.attributes), judge.fidelity(noise, b.attributes)
-    assert f_real["single/overall"] > 0.6 and f_noise["single/overall"] < 0.25
-    assert f_real["single/overall"] > f_noise["single/overall"] + 0.4
+    # a briefly trained judge (about 190 steps): far from its 99% but far above chance on noise
+    # (chance: 1/16 for shape and colour together, 1/4 for colour)
+    assert f_real["single/overall"] > 0.3 and f_noise["single/overall"] < 0.15
+    assert f_real["single/color"] > 0.8 and f_noise["single/color"] < 0.5
     assert f_real["n_single"] + f_real["n_two"] == 200
     # captions work as prompts too (parsed into the same canonical records)
     assert judge.fidelity(real, b.captions) == f_real

@@ -29,7 +29,7 @@ from ldm_vs_gan.data import toy
 from ldm_vs_gan.data.decode import _get
 from ldm_vs_gan.paths import cache_dir, params_key, sha256_file
 
-JUDGE_VERSION = 1
+JUDGE_VERSION = 2
 _FIELDS = (("shape", toy.SHAPES), ("color", toy.COLORS), ("size", toy.SIZES))
 
 
@@ -41,7 +41,7 @@ def judge_params(data_cfg) -> dict:
         "epochs": int(_get(j, "epochs", 3)),
         "batch_size": int(_get(j, "batch_size", 128)),
         "lr": float(_get(j, "lr", 3e-3)),
-        "width": int(_get(j, "width", 32)),
+        "width": int(_get(j, "width", 16)),
         "seed": int(_get(j, "seed", 0)),
     }
 
@@ -49,20 +49,23 @@ def judge_params(data_cfg) -> dict:
 class JudgeNet(nn.Module):
     """(B,3,R,R) in [-1,1] -> features (B, 8w) and a dict of logits.
 
-    Three conv stages (R -> R/8) then a flattened map: positions matter (which object is left).
+    Four conv layers down to an 8x8 map (R/4), then max-pooling over the whole map and over its
+    left, right, top and bottom halves: translation-invariant "what" with the coarse "where" that
+    the canonical slots need (slot 0 is the left or upper object), so it learns in one or two
+    passes over the world instead of memorising positions.
     """
 
-    def __init__(self, resolution: int = 32, width: int = 32):
+    def __init__(self, resolution: int = 32, width: int = 16):
         super().__init__()
         w = width
-        layers, c = [], 3
-        for i, co in enumerate((w, 2 * w, 4 * w)):
-            layers += [nn.Conv2d(c, co, 3, padding=1), nn.BatchNorm2d(co), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-            c = co
-            if i == 0 and resolution == 64:  # 64 px: one more halving so the map is 4x4 either way
-                layers.append(nn.MaxPool2d(2))
-        self.body = nn.Sequential(*layers)  # (B, 4w, 4, 4)
-        self.feat = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 16, 8 * w), nn.ReLU(inplace=True))
+
+        def block(ci, co):
+            return [nn.Conv2d(ci, co, 3, padding=1), nn.BatchNorm2d(co), nn.ReLU(inplace=True)]
+
+        pools = [nn.MaxPool2d(2)] * (2 if resolution == 32 else 3)
+        self.body = nn.Sequential(*block(3, w), *pools[:-1], *block(w, 2 * w), pools[-1],
+                                  *block(2 * w, 4 * w), *block(4 * w, 4 * w))  # (B, 4w, 8, 8)
+        self.feat = nn.Sequential(nn.Linear(5 * 4 * w, 8 * w), nn.ReLU(inplace=True))
         d = 8 * w
         self.heads = nn.ModuleDict({"count": nn.Linear(d, 2), "relation": nn.Linear(d, len(toy.RELATIONS))})
         for slot in (0, 1):
@@ -70,7 +73,11 @@ class JudgeNet(nn.Module):
                 self.heads[f"{f}{slot}"] = nn.Linear(d, len(vocab))
 
     def forward(self, x: torch.Tensor):
-        h = self.feat(self.body(x))  # (B, 8w): the FID-toy feature space
+        m = self.body(x)  # (B, C, h, w)
+        h2, w2 = m.shape[2] // 2, m.shape[3] // 2
+        pooled = [m.amax((2, 3)), m[..., :w2].amax((2, 3)), m[..., w2:].amax((2, 3)),
+                  m[:, :, :h2].amax((2, 3)), m[:, :, h2:].amax((2, 3))]  # 5 x (B, C)
+        h = self.feat(torch.cat(pooled, 1))  # (B, 8w): the FID-toy feature space
         return h, {k: head(h) for k, head in self.heads.items()}
 
 
@@ -112,7 +119,7 @@ class ToyJudge:
         self.train_seconds: float = meta.get("train_seconds", float("nan"))
         self.sha256 = sha256_file(weights_path)
         self.name = f"toy-judge-{meta['key']}"
-        self.feature_dim = net.feat[1].out_features
+        self.feature_dim = net.feat[0].out_features
 
     def _prep(self, images_uint8) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(images_uint8) if not torch.is_tensor(images_uint8) else images_uint8)

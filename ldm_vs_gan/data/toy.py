@@ -103,8 +103,9 @@ def ensure_world(data_cfg, verbose: bool = True) -> Path:
     tmp.mkdir(parents=True)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
+        workers = int(_get(data_cfg, "gen_workers", min(2, os.cpu_count() or 1)))
         for split in SPLITS:
-            write_split(tmp, split, params)
+            write_split(tmp, split, params, workers)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         (tmp / "params.json").write_text(json.dumps({**params, "generation_seconds": round(seconds, 2), "generation_cpu_seconds": round(cpu, 2)}, indent=1))
         try:
@@ -305,10 +306,23 @@ def make_chunk(params: dict, split: str, c: int) -> list[dict]:
     return out
 
 
-def write_split(folder: Path, split: str, params: dict) -> list[str]:
+def write_split(folder: Path, split: str, params: dict, workers: int = 1) -> list[str]:
+    """Write one split's shards; chunks are rendered by ``workers`` processes (the bytes do not
+    depend on it: each chunk is a pure function of its number) and written in order."""
     n = params["n_train"] if split == "train" else params["n_heldout"]
+    chunks = range(-(-n // CHUNK))
     with ShardWriter(str(folder / f"{split}-%06d.tar"), maxcount=params["shard_size"]) as w:
-        for c in range(-(-n // CHUNK)):
-            for sample in make_chunk(params, split, c):
-                w.write(sample)
+        if workers > 1 and len(chunks) >= 4:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+                for samples in ex.map(make_chunk, [params] * len(chunks), [split] * len(chunks), chunks):
+                    for sample in samples:
+                        w.write(sample)
+        else:
+            for c in chunks:
+                for sample in make_chunk(params, split, c):
+                    w.write(sample)
     return w.paths
