@@ -60,6 +60,12 @@ def parse_args(argv=None):
     p.add_argument(
         "--extra", default="", help="extra Hydra overrides for every training run (space separated)"
     )
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="per-family Hydra experiment preset suffix: 'tiny' adds experiment=<family>_tiny "
+        "(random tiny CLIP/VAE: a pipeline smoke test, not the study)",
+    )
     p.add_argument("--dry-run", action="store_true")
     return p.parse_args(argv)
 
@@ -122,6 +128,7 @@ def main(argv=None) -> int:
                 f"trainer.ckpt_every={a.budget // 4}",
                 f"trainer.log_every={max(a.batch_size, a.budget // 50)}",
                 "trainer.progress=false",
+                *([f"experiment={fam}_{a.preset}"] if a.preset else []),
                 *a.extra.split(),
             ]
             timings[f"train/{run.name}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.train.log")

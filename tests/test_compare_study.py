@@ -1,0 +1,36 @@
+"""The study script (`make compare`) plans the same budget and batch for both families and every
+seed, evaluates each run at the same N, and skips what is already done."""
+
+import importlib.util
+import json
+
+from test_engine_support import REPO
+
+
+def load_study():
+    spec = importlib.util.spec_from_file_location("study_run", REPO / "experiments/toy_ldm_vs_galip/run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_study_plan_is_fair_and_resumable(tmp_path, capsys):
+    study = load_study()
+    args = ["--dry-run", "--runs-root", str(tmp_path), "--out", str(tmp_path / "rep"), "--budget", "1000"]
+    assert study.main(args) == 0
+    cmds = [ln[2:] for ln in capsys.readouterr().out.splitlines() if ln.startswith("$ ")]
+    train = [c for c in cmds if "ldm_vs_gan.train" in c]
+    assert len(train) == 6  # 2 families x 3 seeds
+    for c in train:  # identical budget and batch for every run
+        assert "trainer.max_images=1000" in c and "trainer.batch_size=32" in c
+    main_evals = [c for c in cmds if "eval_study_main.json" in c]
+    assert len(main_evals) == 6 and all("--num-samples 500" in c for c in main_evals)
+    assert sum("--steps" in c for c in cmds) == 4 and sum("eval_study_onestep" in c for c in cmds) == 1
+    assert "ldm_vs_gan.compare" in cmds[-1]
+    # a finished run is not trained again
+    man = tmp_path / "galip-s1" / "weights" / "manifest.json"
+    man.parent.mkdir(parents=True)
+    man.write_text(json.dumps({"images_seen": 1000}))
+    assert study.main(args) == 0
+    out = capsys.readouterr().out
+    assert "skip training galip-s1" in out and "seed=1 run_dir=" + str(tmp_path / "galip-s1") not in out
