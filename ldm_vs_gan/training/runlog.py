@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import uuid
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -73,7 +74,7 @@ class RunLogger:
 
         lc = cfg.logger
         id_file = self.run_dir / "wandb_id.txt"
-        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
         id_file.write_text(run_id + "\n")
         self.wandb = wandb.init(
             project=lc.get("project", "ldm_vs_gan"),

@@ -1,0 +1,87 @@
+"""Quick evaluation (family.evaluate + metrics.quick_eval, EMA weights) and the wandb logger."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from test_engine_support import CONFIGS, make_cfg
+
+
+@pytest.fixture(autouse=True)
+def _standin(monkeypatch):
+    from test_engine_support import standin_build_loader, standin_heldout_batch
+
+    import ldm_vs_gan.data as data
+
+    monkeypatch.setattr(data, "build_loader", standin_build_loader, raising=False)
+    monkeypatch.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
+    torch.set_num_threads(1)
+
+
+def _records(rd):
+    return [json.loads(ln) for ln in (rd / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_quick_eval_runs_for_generative_families_with_ema_weights(tmp_path, monkeypatch):
+    import ldm_vs_gan.metrics as metrics
+    from ldm_vs_gan.training import run
+
+    calls = []
+
+    def fake_quick_eval(family, batches, data_cfg):
+        calls.append((sum(len(b) for b in batches), data_cfg.name, family.training,
+                      family.generator.net[0].weight.detach().clone()))
+        return {"fid_toy": 1.5}
+
+    monkeypatch.setattr(metrics, "quick_eval", fake_quick_eval, raising=False)
+    rd = run(make_cfg(tmp_path / "r", **{"trainer.eval_every": 64, "trainer.ema.decay": 0.5}))
+    evals = [r for r in _records(rd) if "eval/mse" in r]
+    assert [r["images_seen"] for r in evals] == [64, 128]
+    assert all(r["eval/fid_toy"] == 1.5 and r["ema"] is True for r in evals)
+    assert sorted(p.name for p in (rd / "eval").glob("quick_*.json")) == [
+        "quick_000000000064.json", "quick_000000000128.json"]
+    n, name, training, w = calls[-1]
+    assert n == 16 and name == "standin" and training is False
+    state = torch.load(rd / "checkpoints/last.pt", weights_only=True)
+    assert torch.equal(w, state["ema"]["params"]["net.0.weight"])  # evaluated with the EMA swapped in
+    # and the live weights were put back afterwards
+    assert not torch.equal(state["networks"]["generator"]["net.0.weight"], w)
+
+
+def test_quick_eval_missing_is_reported_not_fatal(tmp_path, monkeypatch, capsys):
+    import ldm_vs_gan.metrics as metrics
+    from ldm_vs_gan.training import run
+
+    monkeypatch.delattr(metrics, "quick_eval", raising=False)
+    rd = run(make_cfg(tmp_path / "r", **{"trainer.eval_every": 128}))
+    assert "quick_eval is not available" in capsys.readouterr().err
+    assert [r for r in _records(rd) if "eval/mse" in r]
+
+
+def test_quick_eval_errors_propagate(tmp_path, monkeypatch):
+    import ldm_vs_gan.metrics as metrics
+    from ldm_vs_gan.training import run
+
+    def broken(family, batches, data_cfg):
+        raise RuntimeError("judge exploded")
+
+    monkeypatch.setattr(metrics, "quick_eval", broken, raising=False)
+    with pytest.raises(RuntimeError, match="judge exploded"):
+        run(make_cfg(tmp_path / "r", **{"trainer.eval_every": 64}))
+
+
+@pytest.mark.slow
+def test_wandb_offline_logs_scalars_and_sample_grids(tmp_path):
+    from ldm_vs_gan.training import run
+
+    cfg = make_cfg(tmp_path / "r", **{"trainer.max_images": 64})
+    cfg.logger = OmegaConf.load(CONFIGS / "logger" / "wandb.yaml")
+    rd = run(cfg)
+    runs = list((rd / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("files/media/images/samples_64_*.png"))
+    run_id = (rd / "wandb_id.txt").read_text().strip()
+    assert runs[0].name.endswith(run_id)
