@@ -43,6 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="feature space of FID/KID/diversity (default: toy for toy data, else inception)",
     )
+    p.add_argument("--coco-root", default=None, help="local COCO folder (annotations/ + val2014/)")
     p.add_argument("--inception-weights", default=None, help="local torch-fidelity Inception weights file")
     p.add_argument(
         "--clip-score-clip",
@@ -94,8 +95,9 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
 
 
-def prompt_set(cfg, data: str, n: int, seed: int) -> dict:
-    """captions, attributes, a lazy loader of the matching real images, and the data provenance."""
+def prompt_set(cfg, data: str, n: int, seed: int, coco_root: str | None = None) -> dict:
+    """captions, attributes, ``real()``: an iterator of uint8 chunks of the matching real images, and
+    the data provenance."""
     if data == "toy":
         from ldm_vs_gan.data import heldout_batch
 
@@ -110,7 +112,7 @@ def prompt_set(cfg, data: str, n: int, seed: int) -> dict:
         return {
             "captions": b.captions,
             "attributes": b.attributes,
-            "real": lambda: _to_uint8(b.images),
+            "real": lambda: iter([_to_uint8(b.images)]),
             "resolution": int(b.images.shape[-1]),
             "data_cfg": cfg.data,
             "prov": {
@@ -121,21 +123,55 @@ def prompt_set(cfg, data: str, n: int, seed: int) -> dict:
                 "world": dict(cfg.data),
             },
         }
-    from ldm_vs_gan.data import coco  # the data room's COCO reader (local files only)
+    return coco_prompt_set(cfg, n, seed, coco_root)
 
-    ev = coco.eval_set(n=n, seed=seed, resolution=int(cfg.data.get("resolution", 256)))
+
+def coco_prompt_set(cfg, n: int, seed: int, coco_root: str | None) -> dict:
+    """COCO val captions, one random caption per image (seeded: ``data.choice_seed``), the matching
+    real images read in chunks at the run's resolution (30k images never sit in memory at once)."""
+    from omegaconf import OmegaConf, open_dict
+
+    from ldm_vs_gan.data import build_source, heldout_batch
+
+    ccfg = (
+        cfg.data.copy() if cfg.data.get("name") == "coco" else OmegaConf.load(CONFIGS / "data" / "coco.yaml")
+    )
+    with open_dict(ccfg):
+        if coco_root:
+            ccfg.root = coco_root
+        ccfg.n, ccfg.choice_seed = n, seed
+        ccfg.resolution = int(cfg.data.get("resolution", ccfg.get("resolution", 256)))
+    if not ccfg.get("root"):
+        raise UserError(
+            "COCO evaluation needs the COCO folder: pass --coco-root DIR "
+            "(annotations/captions_val2014.json + val2014/)"
+        )
+    src = build_source(ccfg, "heldout")
+    if len(src) < n:
+        raise UserError(f"--num-samples {n} > {len(src)} COCO images under {ccfg.root}")
+    captions = [c for _, _, c in src.items[:n]]
+
+    def real(chunk: int = 500):
+        for off in range(0, n, chunk):
+            b = heldout_batch(ccfg, min(chunk, n - off), off)
+            if b.skipped:
+                raise UserError(f"COCO images [{off}, {off + chunk}) could not all be decoded: {b.skipped}")
+            yield _to_uint8(b.images)
+
+    res = int(ccfg.resolution)
     return {
-        "captions": ev.captions,
+        "captions": captions,
         "attributes": [None] * n,
-        "real": ev.images,
-        "resolution": ev.resolution,
+        "real": real,
+        "resolution": res,
         "data_cfg": None,
         "prov": {
             "source": "coco",
-            "split": ev.split,
-            "selection": f"{n} images, one random caption each, seed {seed}",
-            "resolution": ev.resolution,
-            "root": str(ev.root),
+            "split": f"{ccfg.subset}{ccfg.year}",
+            "root": str(ccfg.root),
+            "selection": f"{n} images, one random caption each, choice_seed {seed}",
+            "resolution": res,
+            "real_resize": "shorter side to resolution + center crop (data loader)",
         },
     }
 
@@ -176,7 +212,7 @@ def evaluate(args) -> dict | None:
             "--metric", "fidelity", "fid, is, kid, clip_score, diversity (fidelity needs the toy judge)"
         )
     sampling = _sampling(family, args)
-    ps = prompt_set(cfg, data, n, args.seed)
+    ps = prompt_set(cfg, data, n, args.seed, args.coco_root)
 
     clip_cache: dict = {}
 
@@ -214,7 +250,7 @@ def evaluate(args) -> dict | None:
     div_groups = None
     if "diversity" in names:  # K prompts x M seeds, with the same grouping on real images
         pool_n = max(n, min(int(cfg.data.get("n_heldout", n)), 2000)) if data == "toy" else n
-        pool = ps if pool_n == n else prompt_set(cfg, data, pool_n, args.seed)
+        pool = ps if pool_n == n else prompt_set(cfg, data, pool_n, args.seed, args.coco_root)
         div_groups = pick_prompt_groups(
             pool["captions"], pool["attributes"], args.diversity_prompts, args.diversity_seeds
         )
@@ -245,7 +281,7 @@ def evaluate(args) -> dict | None:
             extractor=ext,
             selection=ps["prov"]["selection"],
         )
-        real = real_stats(key, lambda: extract(ext, ps["real"]()))
+        real = real_stats(key, lambda: torch.cat([extract(ext, c) for c in ps["real"]()]))
         fake_f = extract(ext, fake)
         if "fid" in names:
             results["fid"] = F.fid_from_stats(real.sum, real.cov_sum, real.n, fake_f)
@@ -258,7 +294,7 @@ def evaluate(args) -> dict | None:
             df = extract(ext, div_fake).numpy()
             results["diversity"] = group_diversity([df[i * m : (i + 1) * m] for i in range(len(div_groups))])
             if len(div_groups[0]) >= 2:
-                real_imgs = pool["real"]()
+                real_imgs = torch.cat(list(pool["real"]()))
                 results["diversity_real"] = group_diversity(
                     [extract(ext, real_imgs[g]).numpy() for g in div_groups]
                 )
