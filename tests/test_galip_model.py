@@ -161,3 +161,14 @@ def test_generate_is_deterministic_per_seed_and_rejects_diffusion_flags():
 def test_ema_flag():
     assert tiny_family().ema_network is None  # official: no EMA
     assert tiny_family(ema=True).ema_network == "generator"
+
+
+def test_one_vit_pass_equals_the_two_contract_calls():
+    from ldm_vs_gan.galip.vit import taps_and_embedding
+
+    fam = tiny_family()
+    x = batch().images
+    taps, emb = taps_and_embedding(fam.clip, x, fam.taps)
+    for a, b in zip(taps, fam.clip.image_block_tokens(x, fam.taps)):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(emb, fam.clip.encode_image(x))

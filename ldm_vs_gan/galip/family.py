@@ -20,6 +20,7 @@ from ldm_vs_gan.galip import arch
 from ldm_vs_gan.galip.losses import clip_similarity, hinge_fake, hinge_real, ma_gp, mismatched
 from ldm_vs_gan.galip.mate_d import MateD
 from ldm_vs_gan.galip.mate_g import MateG
+from ldm_vs_gan.galip.vit import taps_and_embedding
 from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
 
 
@@ -172,10 +173,9 @@ class GALIPFamily(Family):
         G, D = ctx.nets["generator"], ctx.nets["discriminator"]
         sent = self.sentence(batch.captions)
         fake = G(self._noise(len(batch), batch.images.device), sent)
-        # Two passes through the frozen ViT (tapped tokens, then the image embedding): the contract
-        # has no single call for both; see the GALIP report for the proposed combined call.
-        logit = D(self.clip.image_block_tokens(fake, self.taps), sent)
-        sim = clip_similarity(self.clip.encode_image(fake), sent)
+        taps, emb = taps_and_embedding(self.clip, fake, self.taps)  # one frozen-ViT pass
+        logit = D(taps, sent)
+        sim = clip_similarity(emb, sent)
         adv = -logit.float().mean()
         total = adv - self.clip_weight * sim
         return total, {"adv": adv.detach(), "clip_sim": sim.detach()}

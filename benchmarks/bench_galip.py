@@ -1,0 +1,111 @@
+"""GALIP speed on this CPU (fp32): training images/s (one D step + one G step, Adam, as the loop
+runs them) and sampling images/s (``generate``: one G forward incl. the prompted ViT pass).
+
+Configurations:
+  toy      the toy defaults (configs/model/galip.yaml) on the toy CLIP architecture
+           (configs/model/clip.yaml `arch`, random weights: speed does not depend on them), 32 px
+  vit_b32  official widths on open_clip ViT-B-32 (random weights), 224 px
+
+    .venv/bin/python benchmarks/bench_galip.py [--configs toy vit_b32] [--batch 8] [--steps 3]
+        [--threads 2]
+
+Prints one line per configuration. The machine may be shared: run `uptime` alongside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+OFFICIAL = {"z_dim": 100,
+            "generator": {"bridge_channels": 64, "bridge_mid_channels": 32, "bridge_blocks": 4, "ngf": 64,
+                          "max_mult": 8},
+            "discriminator": {"out_channels": 512, "assessor_channels": 128}}
+
+
+def build(name: str):
+    from ldm_vs_gan.components import FrozenCLIP
+    from ldm_vs_gan.components.clip import bpe_tokenizer, build_open_clip
+    from ldm_vs_gan.galip.family import GALIPFamily
+
+    model_cfg = OmegaConf.load(REPO / "configs/model/galip.yaml")
+    if name == "toy":
+        arch = OmegaConf.to_container(OmegaConf.load(REPO / "configs/model/clip.yaml").arch)
+        v = arch["vision_cfg"]
+        res = 32
+        v["image_size"] = res
+        v["patch_size"] = res // v.pop("grid")
+        clip = FrozenCLIP(build_open_clip(arch), bpe_tokenizer(arch["text_cfg"]["context_length"]))
+    elif name == "vit_b32":
+        import open_clip
+
+        res = 224
+        clip = FrozenCLIP(build_open_clip(open_clip.get_model_config("ViT-B-32")), bpe_tokenizer(77))
+        model_cfg = OmegaConf.merge(model_cfg, OmegaConf.create(OFFICIAL))
+    else:
+        raise SystemExit(f"unknown configuration {name!r}; choose toy or vit_b32")
+    return GALIPFamily(clip, model_cfg, res), res
+
+
+def bench(name: str, batch: int, steps: int) -> dict:
+    from ldm_vs_gan.data.batch import Batch
+    from ldm_vs_gan.training.family import StepContext
+
+    torch.manual_seed(0)
+    fam, res = build(name)
+    nets = fam.networks()
+    opts = {ph.name: torch.optim.Adam([p for n in ph.networks for p in nets[n].parameters()],
+                                      lr=ph.optimizer.lr, betas=ph.optimizer.betas) for ph in fam.phases()}
+    caps = ["a small red circle", "a large blue square to the left of a green cross"] * batch
+    b = Batch(torch.rand(batch, 3, res, res) * 2 - 1, caps[:batch])
+
+    def step():
+        for ph in fam.phases():
+            for n, m in nets.items():
+                m.requires_grad_(n in ph.networks)
+            opts[ph.name].zero_grad(set_to_none=True)
+            loss, _ = fam.loss(ph.name, b, StepContext(nets=nets))
+            loss.backward()
+            opts[ph.name].step()
+
+    step()  # warm-up (allocator, first-call overheads)
+    t = time.perf_counter()
+    for _ in range(steps):
+        fam._sent_cache = None  # a new batch each step: the text encoder is part of the cost
+        step()
+    train_ips = steps * batch / (time.perf_counter() - t)
+    fam.generate(caps[:batch], list(range(batch)))
+    t = time.perf_counter()
+    for i in range(steps):
+        fam.generate(caps[:batch], list(range(i * batch, (i + 1) * batch)))
+    sample_ips = steps * batch / (time.perf_counter() - t)
+    g = sum(p.numel() for p in fam.generator.parameters())
+    d = sum(p.numel() for p in fam.discriminator.parameters())
+    return {"config": name, "resolution": res, "batch": batch, "G_params_M": round(g / 1e6, 2),
+            "D_params_M": round(d / 1e6, 2), "train_img_per_s": round(train_ips, 2),
+            "sample_img_per_s": round(sample_ips, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=["toy", "vit_b32"])
+    ap.add_argument("--batch", type=int, default=8, help="images per step (both phases)")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, fp32, load average {os.getloadavg()}")
+    for name in args.configs:
+        print(bench(name, args.batch, args.steps), flush=True)
+
+
+if __name__ == "__main__":
+    main()
