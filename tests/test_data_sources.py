@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from ldm_vs_gan.data import build_loader, heldout_batch
@@ -64,3 +65,16 @@ def test_make_shards_round_trip(tmp_path):
     assert via_shards.captions == direct.captions and via_shards.keys == direct.keys
     assert (via_shards.images == direct.images).all()
     assert make_shards([str(tmp_path / "missing"), str(tmp_path / "o2")]) == 2
+
+
+def test_coco_eval_set(tmp_path, monkeypatch):
+    from ldm_vs_gan.data import coco
+
+    write_coco(tmp_path)
+    monkeypatch.setenv("LDM_VS_GAN_COCO", str(tmp_path))
+    ev = coco.eval_set(n=3, seed=0, resolution=32)
+    imgs = ev.images()
+    assert imgs.dtype == torch.uint8 and imgs.shape == (3, 3, 32, 32) and len(ev.captions) == 3
+    monkeypatch.delenv("LDM_VS_GAN_COCO")
+    with pytest.raises(UserError, match="data.root"):
+        coco.eval_set(n=3)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ldm_vs_gan.data.decode import _get
 from ldm_vs_gan.data.folder import FileSource
@@ -60,3 +62,43 @@ class CocoSource(FileSource):
         else:
             items = [(f"{i:012d}_{k}", files[i], c) for i in sorted(chosen) for k, c in enumerate(sorted(caps[i]))]
         return CocoSource(items)
+
+
+@dataclass
+class EvalSet:
+    """The COCO evaluation prompt set: ``captions`` (one per chosen image), ``images()`` -> the
+    matching real images as uint8 (N, 3, R, R) (loaded on call), ``keys`` (image ids)."""
+
+    captions: list[str]
+    keys: list[str]
+    resolution: int
+    split: str
+    root: Path
+    source: CocoSource
+
+    def images(self) -> torch.Tensor:
+        from ldm_vs_gan.data.decode import DecodeOptions, Skip, decode_sample
+
+        opts = DecodeOptions(resolution=self.resolution)
+        out = []
+        for i in range(len(self.source)):
+            try:
+                out.append(decode_sample(self.source.read(i), opts)["image"])
+            except Skip as e:
+                raise UserError(f"COCO image {self.keys[i]} in {self.root} cannot be used ({e.args[0]})") from None
+        return torch.stack(out) if out else torch.zeros(0, 3, self.resolution, self.resolution, dtype=torch.uint8)
+
+
+def eval_set(n: int = 30000, seed: int = 0, resolution: int = 256, root: str | None = None, year: int = 2014,
+             subset: str = "val") -> EvalSet:
+    """The papers' "COCO FID-30k" prompt set: a seeded choice of ``n`` images of COCO
+    ``<subset><year>``, one random caption each. ``root``: the COCO folder, default
+    ``$LDM_VS_GAN_COCO``; a missing folder is one clear error, at once."""
+    root = root or os.environ.get("LDM_VS_GAN_COCO")
+    if not root:
+        raise UserError("COCO folder not set: pass data.root (or set $LDM_VS_GAN_COCO) to a folder with "
+                        f"annotations/captions_{subset}{year}.json and {subset}{year}/")
+    src = CocoSource.from_config({"root": root, "year": year, "subset": subset, "n": n, "choice_seed": seed},
+                                 "heldout")
+    return EvalSet([c for _, _, c in src.items], [k for k, _, _ in src.items], int(resolution), f"{subset}{year}",
+                   Path(os.path.expanduser(str(root))), src)

@@ -210,6 +210,7 @@ def heldout_report(judge: ToyJudge, images: torch.Tensor, attrs: list[dict]) -> 
     out["relation"] = float((pred["relation"] == tgt["relation"])[m].float().mean()) if m.any() else float("nan")
     fid = judge.fidelity(images, attrs)
     out["single_overall"], out["two_overall"] = fid["single/overall"], fid["two/overall"]
+    out["overall"] = fid["overall"]  # shape+colour (and relation) right, over all held-out prompts
     return out
 
 
