@@ -37,8 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def nfe_points(runs, metric: str) -> dict[str, list]:
-    """Latency/metric points at one comparable (N, extractor, data) setting: the most common one
-    among evaluations that have ``metric``. LDM points are its step counts (overrides or defaults)."""
+    """Latency/metric points at one comparable (N, extractor, data) setting: the one with the most
+    distinct sampling settings (the NFE sweep). LDM points are its step counts; the GAN has one."""
     from collections import Counter
 
     from ldm_vs_gan.report.collect import comparable_key
@@ -46,7 +46,13 @@ def nfe_points(runs, metric: str) -> dict[str, list]:
     evs = [(r, ev) for r in runs for ev in r.evals if metric in ev["metrics"]]
     if not evs:
         return {}
-    common = Counter(comparable_key(ev)[:5] for _, ev in evs).most_common(1)[0][0]
+    # the setting (N, extractor, data) with the most distinct sampling settings: the NFE sweep
+    settings: dict[tuple, set] = {}
+    for r, ev in evs:
+        steps = (ev["provenance"].get("sampling") or {}).get("steps")
+        settings.setdefault(comparable_key(ev)[:5], set()).add((r.family, steps))
+    count = Counter(comparable_key(ev)[:5] for _, ev in evs)
+    common = max(settings, key=lambda k: (len(settings[k]), count[k]))
     acc: dict[tuple[str, str], list] = {}
     for r, ev in evs:
         if comparable_key(ev)[:5] != common:
