@@ -17,6 +17,8 @@ HEADLINE = ("fid", "kid", "is", "clip_score", "fidelity", "diversity", "diversit
 def fmt(m: float, s: float, n: int) -> str:
     if n == 0 or m != m:
         return "-"
+    if s == 0 and float(m).is_integer() and abs(m) >= 1:
+        return f"{int(m)}" + (f" (n={n})" if n > 1 else "")
     digits = 4 if abs(m) < 1 else 2
     return f"{m:.{digits}f} ± {s:.{digits}f} (n={n})" if n > 1 else f"{m:.{digits}f}"
 
