@@ -48,10 +48,11 @@ def baseline(blobs: list[bytes], resolution: int) -> float:
     return len(blobs) / (time.perf_counter() - t)
 
 
-def loader_rate(cfg: dict, n_images: int, batch_size: int, workers: int) -> float:
+def loader_rate(cfg: dict, n_images: int, batch_size: int, workers: int, warm: int = 1) -> float:
     loader = build_loader(cfg, split="train", batch_size=batch_size, seed=0, num_workers=workers)
     it = iter(loader)
-    next(it)  # start-up (worker spawn, index load) is not throughput
+    for _ in range(warm):  # start-up (worker spawn, index load; a whole epoch for the warm cache)
+        next(it)
     n_batches = n_images // batch_size
     t = time.perf_counter()
     for b in itertools.islice(it, n_batches):
@@ -88,12 +89,18 @@ def blobs_of(paths: list[str]) -> list[bytes]:
 
 def bench(name: str, cfg: dict, blobs: list[bytes], n_images: int, batch_size: int, repeats: int) -> list[str]:
     res = cfg["resolution"]
-    base = max(baseline(blobs[:n_images], res) for _ in range(repeats))
+    # interleaved rounds (baseline, 0, 1, 2 workers), best of each: load changes on a shared machine
+    best = {"base": 0.0, 0: 0.0, 1: 0.0, 2: 0.0}
+    for _ in range(repeats):
+        best["base"] = max(best["base"], baseline(blobs[:n_images], res))
+        for workers in (0, 1, 2):
+            best[workers] = max(best[workers], loader_rate(cfg, n_images, batch_size, workers))
+    base = best["base"]
     rows = [f"| {name} | plain PIL loop | {base:8.0f} | - |"]
     for workers in (0, 1, 2):
-        rate = max(loader_rate(cfg, n_images, batch_size, workers) for _ in range(repeats))
+        rate = best[workers]
         rows.append(f"| {name} | build_loader, {workers} worker(s) | {rate:8.0f} | {base / rate - 1:+.1%} |")
-        print(rows[-1], flush=True)
+    print("\n".join(rows), flush=True)
     return rows
 
 
@@ -101,7 +108,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--jpeg-images", type=int, default=300)
-    ap.add_argument("--toy-images", type=int, default=6400)
+    ap.add_argument("--toy-images", type=int, default=3200)
     ap.add_argument("--judge", action="store_true", help="print the toy judge's held-out accuracy")
     ap.add_argument("--gen", action="store_true", help="time the generation of a 50k toy world")
     args = ap.parse_args()
@@ -117,8 +124,21 @@ def main() -> None:
             toy.ensure_world(toy_cfg)
             print(f"toy world generation (50k train + 2k heldout): {time.perf_counter() - t:.1f}s", flush=True)
         rows = ["| data | reader | img/s | overhead vs plain PIL |", "|---|---|---|---|"]
-        toy_blobs = blobs_of(toy.shard_paths(toy_cfg, "train"))
-        rows += bench("toy 32 px PNG", toy_cfg, toy_blobs, args.toy_images, 64, args.repeats)
+        # a toy world of exactly --toy-images samples, so one epoch warms the decoded cache
+        n = args.toy_images
+        small = {"name": "toy", "resolution": 32, "n_train": n, "n_heldout": 64, "shard_size": 10000,
+                 "cache_dir": os.path.join(tmp, "cache_small"), "cache_decoded": False}
+        toy.ensure_world(small, verbose=False)
+        toy_blobs = blobs_of(toy.shard_paths(small, "train"))
+        rows += bench("toy 32 px PNG (decoding)", small, toy_blobs, n - 64, 64, args.repeats)
+        warm = {**small, "cache_decoded": True}
+        rate = base = 0.0
+        for _ in range(args.repeats):
+            base = max(base, baseline(toy_blobs[: n - 64], 32))
+            rate = max(rate, loader_rate(warm, n - 64, 64, 0, warm=n // 64))
+        rows.append(f"| toy 32 px PNG | build_loader, 0 workers, decoded cache warm (default) | {rate:8.0f} "
+                    f"| {base / rate - 1:+.1%} |")
+        print(rows[-1], flush=True)
         spec = write_jpeg_shards(tmp, args.jpeg_images)
         jpg_cfg = {"name": "laion", "resolution": 256, "shards": spec, "min_size": 0, "in_memory": False}
         jpg_blobs = blobs_of(sorted(__import__("glob").glob(spec)))

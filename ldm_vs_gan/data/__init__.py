@@ -101,9 +101,10 @@ def build_loader(data_cfg, *, split: str, batch_size: int, rank: int = 0, world_
                                    num_workers=num_workers)
     from ldm_vs_gan.data.indexed import build_indexed_loader
 
+    cache_decoded = bool(_get(data_cfg, "cache_decoded", _get(data_cfg, "name", None) == "toy"))
     return build_indexed_loader(source, opts, split=split, batch_size=batch_size, rank=rank,
                                 world_size=world_size, seed=seed, start_images_seen=start_images_seen,
-                                num_workers=num_workers)
+                                num_workers=num_workers, cache_decoded=cache_decoded)
 
 
 def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:

@@ -97,37 +97,33 @@ def _text(raw: bytes) -> str:
 
 def open_image(raw: bytes, opts: DecodeOptions) -> Image.Image:
     """Decode to an RGB PIL image, with the size/mode checks done on the header first."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+    with warnings.catch_warnings():  # PIL's bomb warning becomes our too_large skip
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
             img = Image.open(io.BytesIO(raw))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise Skip("too_large") from None
-    except Exception:
-        raise Skip("undecodable") from None
-    w, h = img.size
-    if w * h > opts.max_pixels:
-        raise Skip("too_large")
-    if min(w, h) < max(opts.min_size, 1):
-        raise Skip("too_small")
-    if opts.max_aspect and max(w, h) / min(w, h) > opts.max_aspect:
-        raise Skip("bad_aspect")
-    if img.mode != "RGB" and opts.image_modes == "skip":
-        raise Skip("bad_mode")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise Skip("too_large") from None
+        except Exception:
+            raise Skip("undecodable") from None
+        w, h = img.size
+        if w * h > opts.max_pixels:
+            raise Skip("too_large")
+        if min(w, h) < max(opts.min_size, 1):
+            raise Skip("too_small")
+        if opts.max_aspect and max(w, h) / min(w, h) > opts.max_aspect:
+            raise Skip("bad_aspect")
+        if img.mode != "RGB" and opts.image_modes == "skip":
+            raise Skip("bad_mode")
+        try:
             img.load()
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # alpha over white
-            img = Image.alpha_composite(bg, rgba).convert("RGB")
-        elif img.mode != "RGB":
-            img = img.convert("RGB")  # L, CMYK, P, I;16 ...
-    except Skip:
-        raise
-    except Exception:
-        raise Skip("undecodable") from None
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                rgba = img.convert("RGBA")
+                bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # alpha over white
+                img = Image.alpha_composite(bg, rgba).convert("RGB")
+            elif img.mode != "RGB":
+                img = img.convert("RGB")  # L, CMYK, P, I;16 ...
+        except Exception:
+            raise Skip("undecodable") from None
     return img
 
 
@@ -148,7 +144,7 @@ def resize_crop(img: Image.Image, opts: DecodeOptions, rng: np.random.Generator 
             x0, y0 = (w - r) // 2, (h - r) // 2
         if (w, h) != (r, r):
             img = img.crop((x0, y0, x0 + r, y0 + r))
-    arr = np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy shares it)
+    arr = np.asarray(img, dtype=np.uint8)
     if opts.hflip and rng is not None and rng.random() < 0.5:
         arr = arr[:, ::-1]
     return arr
@@ -181,7 +177,9 @@ def decode_sample(raw: dict, opts: DecodeOptions, rng: np.random.Generator | Non
         raise Skip("empty_caption")
     img = open_image(raw[ext], opts)
     arr = resize_crop(img, opts, rng)
-    image = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (H,W,3) -> (3,H,W)
+    if not arr.flags.writeable or not arr.flags.c_contiguous:
+        arr = arr.copy()  # torch.from_numpy shares memory and wants it writable
+    image = torch.from_numpy(arr).permute(2, 0, 1)  # (H,W,3) -> (3,H,W), a view
     attributes = meta if isinstance(meta, dict) and "objects" in meta else None
     return {"image": image, "caption": caption, "key": raw.get("__key__", ""), "attributes": attributes}
 

@@ -37,11 +37,18 @@ class PositionDataset(Dataset):
     inter-process traffic to one tensor per batch.
     """
 
-    def __init__(self, index: ShardIndex, opts: DecodeOptions, seed: int, shuffle: bool):
+    def __init__(self, index: ShardIndex, opts: DecodeOptions, seed: int, shuffle: bool,
+                 cache_decoded: bool = False):
         if len(index) == 0:
             raise UserError(f"no samples found in the shards {index.paths[:3]}...")
         self.index, self.opts, self.seed, self.shuffle = index, opts, int(seed), shuffle
         self._perm_epoch, self._perm = -1, None
+        # Decoded-sample cache (``data.cache_decoded``, the toy world's default): only when decoding
+        # is a pure function of the sample (no random crop/flip), so caching cannot change the
+        # stream. Filled lazily, per process; corrupt samples are cached as their skip reason.
+        deterministic = opts.crop == "center" and not opts.hflip
+        self._decoded: dict[int, dict | str] | None = {} if cache_decoded and deterministic else None
+        self._random = not deterministic  # per-position RNG only when crops/flips need one
 
     def __len__(self) -> int:
         return len(self.index)
@@ -63,11 +70,20 @@ class PositionDataset(Dataset):
         epoch_start = (position // n) * n
         for t in range(MAX_CONSECUTIVE_BAD if self.shuffle else 1):
             p = epoch_start + (position - epoch_start + t) % n
-            rng = np.random.default_rng([self.seed, position, _SALT + 1])
-            try:
-                return decode_sample(self.index.read(self.sample_of(p)), self.opts, rng)
-            except Skip as e:
-                skipped[e.args[0]] = skipped.get(e.args[0], 0) + 1
+            i = self.sample_of(p)
+            hit = self._decoded.get(i) if self._decoded is not None else None
+            if hit is None:
+                try:
+                    rng = np.random.default_rng([self.seed, position, _SALT + 1]) if self._random else None
+                    hit = decode_sample(self.index.read(i), self.opts, rng)
+                except Skip as e:
+                    hit = e.args[0]
+                if self._decoded is not None:
+                    self._decoded[i] = hit
+            if isinstance(hit, str):
+                skipped[hit] = skipped.get(hit, 0) + 1
+            else:
+                return hit
         if self.shuffle:
             raise UserError(
                 f"{MAX_CONSECUTIVE_BAD} corrupt samples in a row in {self.index.paths[:3]}...: "
@@ -160,9 +176,10 @@ def build_indexed_loader(
     start_images_seen: int,
     num_workers: int,
     prefetch_factor: int = 2,
+    cache_decoded: bool = False,
 ):
     train = split == "train"
-    ds = PositionDataset(index, opts, seed, shuffle=train)
+    ds = PositionDataset(index, opts, seed, shuffle=train, cache_decoded=cache_decoded)
     sampler = StreamBatchSampler(len(ds), batch_size, rank, world_size, start_images_seen, endless=train)
     kw = {"prefetch_factor": prefetch_factor, "persistent_workers": False} if num_workers > 0 else {}
     # sampler yields whole batches of positions; batch_size=None turns off auto-collation so the
