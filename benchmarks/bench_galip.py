@@ -10,6 +10,16 @@ Configurations:
         [--threads 2]
 
 Prints one line per configuration. The machine may be shared: run `uptime` alongside.
+
+Quality of a trained toy run (prompt fidelity and mode collapse, with the toy judge):
+
+    .venv/bin/python benchmarks/bench_galip.py --quality RUN_DIR [--n 512] [--groups 16] [--seeds 8]
+
+fidelity: judge fidelity on the first n held-out prompts (seed i for prompt i); diversity: for
+``groups`` prompts seen at least ``seeds`` times in the held-out pool, the mean pairwise cosine
+distance of judge features between the generated images of one prompt (one per member caption,
+different seeds), against the same figure on the real images of those groups (ratio near 1 =
+healthy, near 0 = one image per prompt).
 """
 
 from __future__ import annotations
@@ -94,14 +104,53 @@ def bench(name: str, batch: int, steps: int) -> dict:
             "sample_img_per_s": round(sample_ips, 2)}
 
 
+def quality(run_dir: str, n: int, groups: int, seeds: int) -> dict:
+    from ldm_vs_gan.data import heldout_batch
+    from ldm_vs_gan.data.judge import load_judge
+    from ldm_vs_gan.metrics.diversity import group_diversity, pick_prompt_groups
+    from ldm_vs_gan.metrics.quick import to_uint8
+    from ldm_vs_gan.training import load_run
+
+    fam, cfg, info = load_run(run_dir)
+    judge = load_judge(cfg.data)
+    pool = heldout_batch(cfg.data, max(n, 1024))
+
+    def gen(caps, seed0):
+        return torch.cat([fam.generate(caps[i:i + 64], list(range(seed0 + i, seed0 + i + len(caps[i:i + 64]))))
+                          for i in range(0, len(caps), 64)])
+
+    t = time.perf_counter()
+    fake = gen(pool.captions[:n], 0)
+    fid = judge.fidelity(fake, pool.attributes[:n])
+    sample_s = time.perf_counter() - t
+    idx = pick_prompt_groups(pool.captions, pool.attributes, groups, seeds)
+    fake_groups = [judge.features(gen([pool.captions[i] for i in g], 10_000 + 100 * k)).numpy()
+                   for k, g in enumerate(idx)]
+    real_groups = [judge.features(to_uint8(pool.images[g])).numpy() for g in idx]
+    div_fake, div_real = group_diversity(fake_groups), group_diversity(real_groups)
+    return {"run": run_dir, "images_seen": info.get("images_seen"), "n": n,
+            "single/overall": round(fid["single/overall"], 4), "single/strict": round(fid["single/strict"], 4),
+            "two/overall": round(fid["two/overall"], 4), "overall": round(fid["overall"], 4),
+            "diversity_groups": f"{len(idx)}x{seeds}", "diversity_fake": round(div_fake, 4),
+            "diversity_real": round(div_real, 4), "diversity_ratio": round(div_fake / div_real, 3),
+            "sampling_img_per_s": round(n / sample_s, 1), "judge": judge.name}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["toy", "vit_b32"])
     ap.add_argument("--batch", type=int, default=8, help="images per step (both phases)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--quality", metavar="RUN_DIR", help="judge fidelity and diversity of a toy run")
+    ap.add_argument("--n", type=int, default=512, help="--quality: held-out prompts for fidelity")
+    ap.add_argument("--groups", type=int, default=16, help="--quality: prompts for diversity")
+    ap.add_argument("--seeds", type=int, default=8, help="--quality: images per diversity prompt")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.quality:
+        print(quality(args.quality, args.n, args.groups, args.seeds), flush=True)
+        return
     print(f"torch {torch.__version__}, {args.threads} threads, fp32, load average {os.getloadavg()}")
     for name in args.configs:
         print(bench(name, args.batch, args.steps), flush=True)
