@@ -172,3 +172,22 @@ def test_one_vit_pass_equals_the_two_contract_calls():
     for a, b in zip(taps, fam.clip.image_block_tokens(x, fam.taps)):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(emb, fam.clip.encode_image(x))
+
+
+def test_losses_under_bf16_autocast_and_a_grad_scale():
+    """The engine's bf16 autocast, and the fp16 path's GradScaler scale passed as ctx.grad_scale:
+    both phases stay finite and the penalty does not grow with the scale."""
+    fam = tiny_family()
+    b = batch()
+    nets = fam.networks()
+    torch.manual_seed(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for phase in ("discriminator", "generator"):
+            loss, _ = fam.loss(phase, b, StepContext(nets=nets))
+            loss.backward()
+            assert torch.isfinite(loss)
+    torch.manual_seed(4)
+    _, plain = fam.loss("discriminator", b, StepContext(nets=nets, grad_scale=1.0))
+    torch.manual_seed(4)
+    _, scaled = fam.loss("discriminator", b, StepContext(nets=nets, grad_scale=2.0**16))
+    torch.testing.assert_close(scaled["ma_gp"], plain["ma_gp"], rtol=1e-4, atol=1e-12)
