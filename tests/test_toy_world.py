@@ -92,3 +92,18 @@ def test_heldout_differs_from_train():
     he = toy.make_chunk(params, "heldout", 0)
     assert sum(a["png"] == b["png"] for a, b in zip(tr, he)) < 10
     assert np.mean([len(s["json"]["objects"]) for s in he]) > 1.0
+
+
+def test_aligned_layout_makes_relations_unambiguous():
+    params = toy.world_params({"n_train": 1000, "two_object_share": 1.0, "layout": "aligned"})
+    for s in toy.make_chunk(params, "train", 0):
+        a, b = s["json"]["objects"]
+        dx, dy = b["x"] - a["x"], b["y"] - a["y"]
+        if s["json"]["relation"] == "left of":
+            assert dx > abs(dy)
+        else:
+            assert dy > abs(dx)
+    # the default layout keeps the key of worlds made before the option existed
+    assert "layout" not in toy.world_params({}) and toy.world_params({"layout": "aligned"})["layout"] == "aligned"
+    with pytest.raises(ConfigError, match="data.layout"):
+        toy.world_params({"layout": "diagonal"})

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ldm_vs_gan.data.batch import Batch
-from ldm_vs_gan.data.decode import DecodeOptions, Skip, decode_sample, to_float
+from ldm_vs_gan.data.decode import DecodeOptions, Skip, decode_sample
 from ldm_vs_gan.data.shards import ShardIndex
 from ldm_vs_gan.errors import UserError
 
@@ -99,7 +99,13 @@ class PositionDataset(Dataset):
 
 def collate(samples: list[dict], skipped: dict[str, int], resolution: int) -> Batch:
     if samples:
-        images = to_float(torch.stack([s["image"] for s in samples]))
+        # decoded images are (3,H,W) views of (H,W,3) arrays: stack them in their own layout (a
+        # plain memcpy), then convert to float while transposing, in one pass (a strided stack
+        # of the views costs ~25% of a 256-px JPEG decode)
+        hwc = torch.stack([s["image"].permute(1, 2, 0) for s in samples])  # (B,H,W,3) uint8
+        images = torch.empty(hwc.shape[0], 3, hwc.shape[1], hwc.shape[2])
+        images.copy_(hwc.permute(0, 3, 1, 2))  # (B,3,H,W) float32, contiguous
+        images.div_(127.5).sub_(1.0)  # the mapping of decode.to_float
     else:
         images = torch.zeros(0, 3, resolution, resolution)
     return Batch(

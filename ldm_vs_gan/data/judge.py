@@ -38,7 +38,7 @@ def judge_params(data_cfg) -> dict:
     return {
         "version": JUDGE_VERSION,
         "world": toy.world_params(data_cfg),
-        "epochs": int(_get(j, "epochs", 3)),
+        "epochs": int(_get(j, "epochs", 2)),
         "batch_size": int(_get(j, "batch_size", 128)),
         "lr": float(_get(j, "lr", 3e-3)),
         "width": int(_get(j, "width", 16)),
@@ -227,7 +227,7 @@ def train_judge(data_cfg, verbose: bool = True) -> tuple[JudgeNet, dict]:
     opt = torch.optim.Adam(net.parameters(), lr=p["lr"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p["lr"], total_steps=max(steps, 1))
     net.train()
-    t0, step = time.perf_counter(), 0
+    t0, c0, step = time.perf_counter(), time.process_time(), 0
     for epoch in range(p["epochs"]):
         perm = torch.randperm(n, generator=g)
         for i in range(n // bs):
@@ -244,7 +244,8 @@ def train_judge(data_cfg, verbose: bool = True) -> tuple[JudgeNet, dict]:
         if verbose:
             print(f"[judge] epoch {epoch + 1}/{p['epochs']} loss {float(loss.detach()):.4f} "
                   f"({time.perf_counter() - t0:.0f}s)", flush=True)
-    return net.eval(), {"train_seconds": round(time.perf_counter() - t0, 1), "train_images": steps * bs}
+    return net.eval(), {"train_seconds": round(time.perf_counter() - t0, 1),
+                        "train_cpu_seconds": round(time.process_time() - c0, 1), "train_images": steps * bs}
 
 
 def judge_dir(data_cfg) -> Path:

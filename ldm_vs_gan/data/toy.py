@@ -79,6 +79,11 @@ def world_params(data_cfg) -> dict:
         "background": list(_get(data_cfg, "background", [40, 40, 40])),
         "shard_size": int(_get(data_cfg, "shard_size", 10000)),
     }
+    layout = str(_get(data_cfg, "layout", "halves"))
+    if layout not in LAYOUTS:
+        raise bad_value("data.layout", layout, LAYOUTS)
+    if layout != "halves":  # in the key only when not the default: earlier worlds keep their cache
+        p["layout"] = layout
     if p["resolution"] not in (32, 64):
         raise bad_value("data.resolution", p["resolution"], [32, 64])
     if not 0.0 <= p["two_object_share"] <= 1.0:
@@ -138,7 +143,10 @@ def _centre(u: np.ndarray, d: np.ndarray, lo, hi) -> np.ndarray:
     return np.where(b > a, a + u * (b - a), (lo + hi) / 2)
 
 
-def sample_chunk(rng: np.random.Generator, n: int, two_object_share: float) -> list[dict]:
+LAYOUTS = ("halves", "aligned")
+
+
+def sample_chunk(rng: np.random.Generator, n: int, two_object_share: float, layout: str = "halves") -> list[dict]:
     """``n`` canonical attribute records, drawn with vectorised numpy calls (one per quantity)."""
     two = rng.random(n) < two_object_share
     shape = rng.integers(0, len(SHAPES), (n, 2))
@@ -156,6 +164,12 @@ def sample_chunk(rng: np.random.Generator, n: int, two_object_share: float) -> l
     along0 = np.where(two, _centre(u[:, 0, 0], diam[:, 0], 0.0, 0.5), _centre(u[:, 0, 0], diam[:, 0], 0.0, 1.0))
     along1 = _centre(u[:, 1, 0], diam[:, 1], 0.5, 1.0)
     across = _centre(u[:, :, 1], diam, 0.0, 1.0)
+    if layout == "aligned":
+        # the second object stays within +-0.15 of the first across the relation's axis: always
+        # less than half their distance along it (>= 0.30), so "left of" never also looks "above"
+        lo1 = diam[:, 1] / 2 + 0.03
+        a1 = np.clip(across[:, 0] + (u[:, 1, 1] - 0.5) * 0.3, lo1, 1 - lo1)
+        across[:, 1] = np.where(two, a1, across[:, 1])
     out = []
     for i in range(n):
         k = 2 if two[i] else 1
@@ -296,7 +310,7 @@ def make_chunk(params: dict, split: str, c: int) -> list[dict]:
     n_total = params["n_train"] if split == "train" else params["n_heldout"]
     lo, hi = c * CHUNK, min((c + 1) * CHUNK, n_total)
     rng = np.random.default_rng([params["seed"], SPLITS.index(split), c, 0x70F])
-    attrs = sample_chunk(rng, hi - lo, params["two_object_share"])
+    attrs = sample_chunk(rng, hi - lo, params["two_object_share"], params.get("layout", "halves"))
     template = rng.integers(0, 1 << 30, hi - lo)
     out = []
     for i, a in zip(range(lo, hi), attrs):
