@@ -55,6 +55,14 @@ def test_block_tokens_match_open_clip_reference(clip):
     torch.testing.assert_close(again[1], mine[0])
 
 
+def test_taps_and_embedding_in_one_pass_equal_the_two_calls(clip):
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    taps, emb = clip.image_taps_and_embedding(x, [2, 1])
+    for a, b in zip(taps, clip.image_block_tokens(x, [2, 1])):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(emb, clip.encode_image(x), rtol=0, atol=1e-5)
+
+
 def test_prompted_forward_without_prompts_equals_plain_forward(clip):
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     tokens = clip.visual.conv1(clip.preprocess(x))  # (B, C, gh, gw): what conv1 would feed

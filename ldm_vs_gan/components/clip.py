@@ -166,20 +166,34 @@ class FrozenCLIP(nn.Module):
     def image_block_tokens(self, images: torch.Tensor, blocks: list[int]) -> list[torch.Tensor]:
         """Patch tokens after each 1-based block in ``blocks``: list of (B, C, gh, gw), in the
         order given; no CLS, no LayerNorm (GALIP's Mate-D taps blocks 2, 5, 9 of ViT-B/32)."""
-        blocks = list(blocks)
+        return self._vit_pass(images, list(blocks), embedding=False)[0]
+
+    def image_taps_and_embedding(self, images: torch.Tensor, blocks: list[int]):
+        """``(image_block_tokens(images, blocks), encode_image(images))`` from ONE pass through the
+        tower (GALIP's generator loss needs both for every fake image; the official code also
+        makes one pass)."""
+        return self._vit_pass(images, list(blocks), embedding=True)
+
+    def _vit_pass(self, images, blocks, embedding: bool):
         self._check_blocks(blocks, "image_block_tokens")
         v = self.model.visual
         x = v.conv1(self.preprocess(images))  # (B, C, gh, gw)
         B, C, gh, gw = x.shape
         x = self._embed_patches(x.flatten(2).transpose(1, 2))  # (B, 1+N, C)
         wanted, out = set(blocks), {}
+        last = self.vit_layers if embedding else max(blocks, default=0)
         for i, blk in enumerate(v.transformer.resblocks, start=1):
-            if i > max(blocks):
+            if i > last:
                 break
             x = self._run_block(blk, x)
             if i in wanted:
                 out[i] = x[:, 1:].transpose(1, 2).reshape(B, C, gh, gw)
-        return [out[b] for b in blocks]
+        emb = None
+        if embedding:  # open_clip's own pooling + projection on the final tokens
+            emb, _ = v._pool(x)
+            if v.proj is not None:
+                emb = emb @ v.proj  # (B, E)
+        return [out[b] for b in blocks], emb
 
     def vit_prompted_forward(self, tokens: torch.Tensor, prompts: dict[int, torch.Tensor]) -> torch.Tensor:
         """GALIP's Mate-G pass through the frozen ViT (REFERENCE.md s2).
