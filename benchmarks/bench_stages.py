@@ -32,7 +32,9 @@ def main() -> None:
     ap.add_argument("--stages", default="clip,vae", help="comma list: clip, vae")
     ap.add_argument("--out", default="/tmp/bench_stages", help="parent folder of the run dirs (wiped)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for the stage (e.g. trainer.max_images=5000)")
+    ap.add_argument(
+        "overrides", nargs="*", help="extra Hydra overrides for the stage (e.g. trainer.max_images=5000)"
+    )
     args = ap.parse_args()
 
     import torch
@@ -55,10 +57,17 @@ def main() -> None:
         wall, cpu, load1 = time.perf_counter() - t0, time.process_time() - c0, os.getloadavg()[0]
         rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
         ev = [r for r in rows if any(k.startswith("eval/") for k in r)][-1]
-        res = {"images": int(cfg.trainer.max_images), "batch": int(cfg.trainer.batch_size),
-               "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "threads": args.threads,
-               "load1_before": round(load0, 2), "load1_after": round(load1, 2),
-               **{k[5:]: round(v, 4) for k, v in ev.items() if k.startswith("eval/")}, "run_dir": str(run_dir)}
+        res = {
+            "images": int(cfg.trainer.max_images),
+            "batch": int(cfg.trainer.batch_size),
+            "wall_s": round(wall, 1),
+            "cpu_s": round(cpu, 1),
+            "threads": args.threads,
+            "load1_before": round(load0, 2),
+            "load1_after": round(load1, 2),
+            **{k[5:]: round(v, 4) for k, v in ev.items() if k.startswith("eval/")},
+            "run_dir": str(run_dir),
+        }
         results[kind] = res
         print(f"== stage {kind}: " + json.dumps(res), flush=True)
     print(json.dumps(results, indent=2))

@@ -34,7 +34,9 @@ def test_text_features_shapes_mask_and_pooled(clip):
     # pooled == open_clip's own encode_text (EOT token after ln_final @ text_projection), unnormalised
     torch.testing.assert_close(f.pooled, clip.model.encode_text(ids), rtol=0, atol=1e-6)
     # token features are after ln_final: unit-variance-ish per token, not the raw residual stream
-    assert torch.allclose(f.tokens.mean(-1), torch.zeros(3, 16), atol=1e-3 + clip.model.ln_final.bias.abs().max())
+    assert torch.allclose(
+        f.tokens.mean(-1), torch.zeros(3, 16), atol=1e-3 + clip.model.ln_final.bias.abs().max()
+    )
 
 
 def test_block_tokens_match_open_clip_reference(clip):
@@ -90,8 +92,12 @@ def test_prompts_act_only_from_their_block_and_gradients_reach_inputs(clip):
         h = v.transformer.resblocks[1](torch.cat([h, p2[:, None]], 1))[:, :-1]
         for blk in v.transformer.resblocks[2:]:
             h = blk(h)
-        torch.testing.assert_close(clip.vit_prompted_forward(tokens, {2: p2}),
-                                   h[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4), rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            clip.vit_prompted_forward(tokens, {2: p2}),
+            h[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4),
+            rtol=0,
+            atol=1e-5,
+        )
 
 
 def test_bad_block_index_is_a_clear_error(clip):

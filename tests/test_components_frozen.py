@@ -48,10 +48,16 @@ def test_frozen_weights_bit_identical_after_a_step_and_gradients_reach_inputs():
     fam = _UsesComponents()
     fam.train()  # a parent's train() must not switch the frozen parts to training mode
     assert not fam.clip.training and not fam.ae.training and fam.head.training
-    frozen = {k: v.clone() for k, v in list(fam.clip.state_dict().items()) + list(fam.ae.state_dict().items())}
+    frozen = {
+        k: v.clone() for k, v in list(fam.clip.state_dict().items()) + list(fam.ae.state_dict().items())
+    }
     head_before = fam.head.weight.detach().clone()
-    opt = torch.optim.AdamW([p for n in fam.networks().values() for p in n.parameters()], lr=1e-2, weight_decay=0.1)
-    batch = Batch(torch.zeros(2, 3, 32, 32), ["a small red circle", "a large blue square above a green cross"])
+    opt = torch.optim.AdamW(
+        [p for n in fam.networks().values() for p in n.parameters()], lr=1e-2, weight_decay=0.1
+    )
+    batch = Batch(
+        torch.zeros(2, 3, 32, 32), ["a small red circle", "a large blue square above a green cross"]
+    )
     loss, _ = fam.loss("head", batch, StepContext(nets=fam.networks()))
     loss.backward()
     # gradients reached the trainable inputs through every frozen path ...

@@ -25,12 +25,15 @@ def _tiny_ae_cfg(**kw):
     return cfg
 
 
-@pytest.mark.parametrize("cfg_name, key", [
-    ("clip/vit_b32_laion", "clip.pretrained='laion2b_s34b_b79k'"),
-    ("clip/vit_b32_openai", "clip.pretrained='openai'"),
-    ("clip/vit_l14", "clip.pretrained='laion2b_s32b_b82k'"),
-    ("autoencoder/sd_vae", "autoencoder.repo='stabilityai/sd-vae-ft-mse'"),
-])
+@pytest.mark.parametrize(
+    "cfg_name, key",
+    [
+        ("clip/vit_b32_laion", "clip.pretrained='laion2b_s34b_b79k'"),
+        ("clip/vit_b32_openai", "clip.pretrained='openai'"),
+        ("clip/vit_l14", "clip.pretrained='laion2b_s32b_b82k'"),
+        ("autoencoder/sd_vae", "autoencoder.repo='stabilityai/sd-vae-ft-mse'"),
+    ],
+)
 def test_missing_pretrained_weights_fail_fast_naming_the_key(cfg_name, key, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty cache, whatever the machine has
@@ -59,9 +62,13 @@ def test_missing_file_dir_and_run_name_their_key(tmp_path):
 
 
 def test_bad_source_lists_the_allowed_values():
-    with pytest.raises(ConfigError, match=r"clip\.source='hub'.*pretrained, file, local-dir, run, toy, random"):
+    with pytest.raises(
+        ConfigError, match=r"clip\.source='hub'.*pretrained, file, local-dir, run, toy, random"
+    ):
         build_clip(_tiny_clip_cfg(source="hub"))
-    with pytest.raises(ConfigError, match=r"autoencoder\.source='pretrained'.*hub, local-dir, run, toy, random"):
+    with pytest.raises(
+        ConfigError, match=r"autoencoder\.source='pretrained'.*hub, local-dir, run, toy, random"
+    ):
         build_autoencoder(_tiny_ae_cfg(source="pretrained"))
 
 
@@ -98,8 +105,9 @@ def test_autoencoder_local_dir_round_trips(tmp_path):
     torch.manual_seed(0)
     a = build_autoencoder(_tiny_ae_cfg(), data_cfg=DATA)
     a.vae.save_pretrained(tmp_path / "vae")
-    b = build_autoencoder(_tiny_ae_cfg(source="local-dir", path=str(tmp_path / "vae"), scaling_factor=0.5),
-                          data_cfg=DATA)
+    b = build_autoencoder(
+        _tiny_ae_cfg(source="local-dir", path=str(tmp_path / "vae"), scaling_factor=0.5), data_cfg=DATA
+    )
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     torch.testing.assert_close(a.encode(x) * 0.5, b.encode(x))
     z = torch.randn(2, 4, 8, 8)

@@ -13,9 +13,18 @@ from ldm_vs_gan.data.batch import Batch
 
 
 def test_positives_pair_equal_content_only():
-    a = {"objects": [{"shape": "circle", "color": "red", "size": "small", "x": 0.2, "y": 0.3}], "relation": None}
-    b = {"objects": [{"shape": "circle", "color": "red", "size": "small", "x": 0.8, "y": 0.5}], "relation": None}
-    c = {"objects": [{"shape": "circle", "color": "blue", "size": "small", "x": 0.2, "y": 0.3}], "relation": None}
+    a = {
+        "objects": [{"shape": "circle", "color": "red", "size": "small", "x": 0.2, "y": 0.3}],
+        "relation": None,
+    }
+    b = {
+        "objects": [{"shape": "circle", "color": "red", "size": "small", "x": 0.8, "y": 0.5}],
+        "relation": None,
+    }
+    c = {
+        "objects": [{"shape": "circle", "color": "blue", "size": "small", "x": 0.2, "y": 0.3}],
+        "relation": None,
+    }
     assert content_key(a) == content_key(b) != content_key(c)
     pos = positives(Batch(torch.zeros(3, 3, 4, 4), ["x", "y", "z"], attributes=[a, b, c]), "cpu")
     assert pos.tolist() == [[True, True, False], [True, True, False], [False, False, True]]
@@ -55,4 +64,6 @@ def test_first_use_trains_the_toy_stage_once_then_reuses_it(tmp_path, capfd):
     again = build_clip(comp, data_cfg=data)
     assert time.perf_counter() - t < 10 and again.info["path"] == run_dir
     assert "training it now" not in capfd.readouterr().err
-    torch.testing.assert_close(again.encode_text(["a red circle"]).pooled, clip.encode_text(["a red circle"]).pooled)
+    torch.testing.assert_close(
+        again.encode_text(["a red circle"]).pooled, clip.encode_text(["a red circle"]).pooled
+    )

@@ -23,8 +23,14 @@ class FrozenAutoencoder(nn.Module):
     info: provenance (source, weights hash, ...).
     """
 
-    def __init__(self, vae: nn.Module, *, scaling_factor: float | None = None, latent: str = "mode",
-                 info: dict | None = None):
+    def __init__(
+        self,
+        vae: nn.Module,
+        *,
+        scaling_factor: float | None = None,
+        latent: str = "mode",
+        info: dict | None = None,
+    ):
         super().__init__()
         if latent not in ("mode", "sample"):
             from ldm_vs_gan.errors import bad_value
@@ -66,9 +72,11 @@ class FrozenAutoencoder(nn.Module):
         return self.vae.decode(latents / self.scaling_factor + self.shift_factor).sample
 
     def extra_repr(self) -> str:
-        return (f"factor={self.factor}, latent_channels={self.latent_channels}, "
-                f"scaling_factor={self.scaling_factor:.5g}, latent={self.latent!r}, "
-                f"source={self.info.get('source')!r}")
+        return (
+            f"factor={self.factor}, latent_channels={self.latent_channels}, "
+            f"scaling_factor={self.scaling_factor:.5g}, latent={self.latent!r}, "
+            f"source={self.info.get('source')!r}"
+        )
 
 
 def vae_block_channels(arch: dict, resolution: int) -> list[int]:

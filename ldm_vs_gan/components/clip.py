@@ -45,14 +45,17 @@ class FrozenCLIP(nn.Module):
     info: provenance (source, name, weights hash, ...), recorded by callers with their numbers.
     """
 
-    def __init__(self, model: nn.Module, tokenizer, *, info: dict | None = None,
-                 mean=CLIP_MEAN, std=CLIP_STD):
+    def __init__(
+        self, model: nn.Module, tokenizer, *, info: dict | None = None, mean=CLIP_MEAN, std=CLIP_STD
+    ):
         super().__init__()
         from open_clip.transformer import VisionTransformer
 
         if not isinstance(getattr(model, "visual", None), VisionTransformer):
-            raise TypeError("FrozenCLIP needs an open_clip model with a ViT image tower "
-                            f"(got {type(getattr(model, 'visual', None)).__name__})")
+            raise TypeError(
+                "FrozenCLIP needs an open_clip model with a ViT image tower "
+                f"(got {type(getattr(model, 'visual', None)).__name__})"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.info = dict(info or {})
@@ -206,8 +209,10 @@ class FrozenCLIP(nn.Module):
         self._check_blocks(list(prompts), "vit_prompted_forward prompts")
         B, C, gh, gw = tokens.shape
         if (gh, gw) != self.vit_grid or C != self.vit_width:
-            raise ValueError(f"vit_prompted_forward: tokens must be (B, {self.vit_width}, "
-                             f"{self.vit_grid[0]}, {self.vit_grid[1]}); got {tuple(tokens.shape)}")
+            raise ValueError(
+                f"vit_prompted_forward: tokens must be (B, {self.vit_width}, "
+                f"{self.vit_grid[0]}, {self.vit_grid[1]}); got {tuple(tokens.shape)}"
+            )
         x = self._embed_patches(tokens.flatten(2).transpose(1, 2))  # (B, 1+N, C)
         for i, blk in enumerate(self.model.visual.transformer.resblocks, start=1):
             p = prompts.get(i)
@@ -218,9 +223,11 @@ class FrozenCLIP(nn.Module):
         return x[:, 1:].transpose(1, 2).reshape(B, C, gh, gw)
 
     def extra_repr(self) -> str:
-        return (f"token_dim={self.token_dim}, embed_dim={self.embed_dim}, vit_width={self.vit_width}, "
-                f"vit_layers={self.vit_layers}, vit_grid={self.vit_grid}, image_size={self.image_size}, "
-                f"source={self.info.get('source')!r}")
+        return (
+            f"token_dim={self.token_dim}, embed_dim={self.embed_dim}, vit_width={self.vit_width}, "
+            f"vit_layers={self.vit_layers}, vit_grid={self.vit_grid}, image_size={self.image_size}, "
+            f"source={self.info.get('source')!r}"
+        )
 
 
 def build_open_clip(arch: dict, *, quick_gelu: bool = False) -> nn.Module:

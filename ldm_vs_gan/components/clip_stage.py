@@ -56,8 +56,16 @@ class CLIPStage(Family):
     ema_network = None
     generative = False
 
-    def __init__(self, arch: dict, *, lr: float = 1e-3, weight_decay: float = 0.1, warm_scale: float | None = None,
-                 grad_clip: float | None = 1.0, betas=(0.9, 0.98)):
+    def __init__(
+        self,
+        arch: dict,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        warm_scale: float | None = None,
+        grad_clip: float | None = 1.0,
+        betas=(0.9, 0.98),
+    ):
         super().__init__()
         self.arch = arch
         self.clip = build_open_clip(arch)
@@ -67,16 +75,27 @@ class CLIPStage(Family):
         self.tokenizer = bpe_tokenizer(int(arch["text_cfg"]["context_length"]))
         self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
-        self.opt = OptimizerSpec(name="adamw", lr=float(lr), betas=tuple(betas), eps=1e-6,
-                                 weight_decay=float(weight_decay), grad_clip=grad_clip)
+        self.opt = OptimizerSpec(
+            name="adamw",
+            lr=float(lr),
+            betas=tuple(betas),
+            eps=1e-6,
+            weight_decay=float(weight_decay),
+            grad_clip=grad_clip,
+        )
 
     @classmethod
     def from_config(cls, cfg) -> CLIPStage:
         m = cfg.model
         arch = clip_arch(_plain(m.arch), int(cfg.data.resolution))
-        return cls(arch, lr=float(m.lr), weight_decay=float(_get(m, "weight_decay", 0.1)),
-                   warm_scale=_get(m, "init_logit_scale", None), grad_clip=_get(m, "grad_clip", 1.0),
-                   betas=tuple(_get(m, "betas", (0.9, 0.98))))
+        return cls(
+            arch,
+            lr=float(m.lr),
+            weight_decay=float(_get(m, "weight_decay", 0.1)),
+            warm_scale=_get(m, "init_logit_scale", None),
+            grad_clip=_get(m, "grad_clip", 1.0),
+            betas=tuple(_get(m, "betas", (0.9, 0.98))),
+        )
 
     def phases(self) -> list[Phase]:
         return [Phase("clip", ["clip"], self.opt)]
@@ -139,7 +158,9 @@ class CLIPStage(Family):
             out[f"retrieval_n_{name}"] = float(len(idx))
         if not out and len(b) >= 2:  # no attributes (real data): exact-pair retrieval
             sim = txt @ img.t()
-            out["retrieval_top1_exact"] = (sim.argmax(1) == torch.arange(len(b), device=sim.device)).float().mean().item()
+            out["retrieval_top1_exact"] = (
+                (sim.argmax(1) == torch.arange(len(b), device=sim.device)).float().mean().item()
+            )
         return out
 
     @torch.no_grad()

@@ -31,8 +31,18 @@ from ldm_vs_gan.errors import UserError
 from ldm_vs_gan.paths import cache_dir, params_key
 
 DONE = "STAGE_DONE.json"
-_DDP_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
-             "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT")
+_DDP_VARS = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "ROLE_RANK",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "TORCHELASTIC_RUN_ID",
+    "TORCHELASTIC_RESTART_COUNT",
+)
 
 
 def _config_dir() -> Path:
@@ -58,7 +68,9 @@ def _flat(prefix: str, node) -> list[str]:
         if isinstance(v, dict):
             out += _flat(f"{prefix}.{k}", v)
         else:
-            out.append(f"{prefix}.{k}={json.dumps(v) if isinstance(v, (list, str)) else ('null' if v is None else v)}")
+            out.append(
+                f"{prefix}.{k}={json.dumps(v) if isinstance(v, (list, str)) else ('null' if v is None else v)}"
+            )
     return out
 
 
@@ -82,29 +94,38 @@ def stage_config(kind: str, comp_cfg, data_cfg):
     st = OmegaConf.to_container(first.model.get("stage_trainer", None) or {}, resolve=True)
     cfg = _compose(base + _flat("trainer", st) + extra)  # explicit stage_overrides win
     with open_dict(cfg):
-        cfg.data = OmegaConf.create(OmegaConf.to_container(data_cfg, resolve=True)
-                                    if OmegaConf.is_config(data_cfg) else dict(data_cfg))
+        cfg.data = OmegaConf.create(
+            OmegaConf.to_container(data_cfg, resolve=True)
+            if OmegaConf.is_config(data_cfg)
+            else dict(data_cfg)
+        )
         cfg.seed = int(cfg.get("seed", 0))
     return cfg
 
 
 def stage_key(kind: str, cfg) -> str:
     t = cfg.trainer
-    return params_key({
-        "kind": kind,
-        "data": _data_identity(cfg.data),
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "trainer": {k: OmegaConf.to_container(t, resolve=True).get(k)
-                    for k in ("max_images", "batch_size", "accumulate", "warmup_images", "precision")},
-        "seed": int(cfg.seed),
-    })
+    return params_key(
+        {
+            "kind": kind,
+            "data": _data_identity(cfg.data),
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "trainer": {
+                k: OmegaConf.to_container(t, resolve=True).get(k)
+                for k in ("max_images", "batch_size", "accumulate", "warmup_images", "precision")
+            },
+            "seed": int(cfg.seed),
+        }
+    )
 
 
 def resolve_toy_stage(kind: str, comp_cfg, data_cfg) -> Path:
     """Run dir of the finished toy stage ``kind`` for ``data_cfg``: cached, or trained now."""
     if data_cfg is None:
-        raise UserError(f"{'clip' if kind == 'clip' else 'autoencoder'}.source=toy needs the data config "
-                        f"(build_{'clip' if kind == 'clip' else 'autoencoder'}(cfg, data_cfg=cfg.data))")
+        raise UserError(
+            f"{'clip' if kind == 'clip' else 'autoencoder'}.source=toy needs the data config "
+            f"(build_{'clip' if kind == 'clip' else 'autoencoder'}(cfg, data_cfg=cfg.data))"
+        )
     cfg = stage_config(kind, comp_cfg, data_cfg)
     key = stage_key(kind, cfg)
     root = cache_dir("stages", root=data_cfg.get("cache_dir", None))
@@ -126,9 +147,12 @@ def resolve_toy_stage(kind: str, comp_cfg, data_cfg) -> Path:
 
 def _train_stage(kind: str, cfg, run_dir: Path) -> None:
     n = int(cfg.trainer.max_images)
-    print(f"ldm_vs_gan: no toy {kind.upper()} is cached for this toy world: training it now "
-          f"(model={kind}, {n} images; a few minutes on a CPU, once) into {run_dir}",
-          file=sys.stderr, flush=True)
+    print(
+        f"ldm_vs_gan: no toy {kind.upper()} is cached for this toy world: training it now "
+        f"(model={kind}, {n} images; a few minutes on a CPU, once) into {run_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_file = run_dir.parent / f"{run_dir.name}.stage.yaml"
     OmegaConf.save(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), cfg_file)
@@ -136,14 +160,21 @@ def _train_stage(kind: str, cfg, run_dir: Path) -> None:
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "ldm_vs_gan.components.resolve", str(cfg_file)], env=env)
     if proc.returncode != 0:
-        raise UserError(f"training the toy {kind} stage failed (exit {proc.returncode}); its run dir is "
-                        f"{run_dir} (it resumes next time). Train it by hand to see why: "
-                        f"python -m ldm_vs_gan.train model={kind} run_dir={run_dir}")
+        raise UserError(
+            f"training the toy {kind} stage failed (exit {proc.returncode}); its run dir is "
+            f"{run_dir} (it resumes next time). Train it by hand to see why: "
+            f"python -m ldm_vs_gan.train model={kind} run_dir={run_dir}"
+        )
     from ldm_vs_gan.training.checkpoint import atomic_write_bytes
 
-    atomic_write_bytes(run_dir / DONE, (json.dumps({"seconds": round(time.time() - t0, 1),
-                                                    "max_images": n}) + "\n").encode())
-    print(f"ldm_vs_gan: toy {kind.upper()} ready ({time.time() - t0:.0f} s): {run_dir}", file=sys.stderr, flush=True)
+    atomic_write_bytes(
+        run_dir / DONE, (json.dumps({"seconds": round(time.time() - t0, 1), "max_images": n}) + "\n").encode()
+    )
+    print(
+        f"ldm_vs_gan: toy {kind.upper()} ready ({time.time() - t0:.0f} s): {run_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _main(argv: list[str]) -> int:

@@ -86,8 +86,11 @@ def _clip_named(name: str, context_length=None, quick_gelu: bool = False):
     import open_clip
 
     if open_clip.get_model_config(name) is None:
-        raise bad_value("clip.model", name, "an open_clip model name (open_clip.list_models()), "
-                        "or clip.model=null with clip.arch set")
+        raise bad_value(
+            "clip.model",
+            name,
+            "an open_clip model name (open_clip.list_models()), or clip.model=null with clip.arch set",
+        )
     kw = {"force_quick_gelu": bool(quick_gelu)}
     if context_length:
         kw["force_context_length"] = int(context_length)
@@ -110,13 +113,17 @@ def _pretrained_cfg(name: str, tag: str, cfg) -> dict:
     """open_clip's pretrained entry for (name, tag); ``clip.hf_repo`` (set in the shipped configs)
     short-cuts it, so a missing weight is reported without importing open_clip (seconds)."""
     if _get(cfg, "hf_repo"):
-        return {"hf_hub": str(_get(cfg, "hf_repo")).rstrip("/") + "/",
-                "quick_gelu": bool(_get(cfg, "quick_gelu") or False)}
+        return {
+            "hf_hub": str(_get(cfg, "hf_repo")).rstrip("/") + "/",
+            "quick_gelu": bool(_get(cfg, "quick_gelu") or False),
+        }
     from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
     pcfg = get_pretrained_cfg(name, tag)
     if not pcfg:
-        raise bad_value("clip.pretrained", tag, list_pretrained_tags_by_model(name) or f"(no tags for {name})")
+        raise bad_value(
+            "clip.pretrained", tag, list_pretrained_tags_by_model(name) or f"(no tags for {name})"
+        )
     return pcfg
 
 
@@ -143,13 +150,18 @@ def _pretrained_file(pcfg: dict, cache_dir) -> str | None:
 def _clip_pretrained(cfg, data_cfg):
     name, tag = _get(cfg, "model"), _get(cfg, "pretrained")
     if not name or not tag:
-        raise bad_value("clip.pretrained" if name else "clip.model", tag if name else name,
-                        "an open_clip model name and pretrained tag (e.g. clip.model=ViT-B-32 "
-                        "clip.pretrained=laion2b_s34b_b79k)")
+        raise bad_value(
+            "clip.pretrained" if name else "clip.model",
+            tag if name else name,
+            "an open_clip model name and pretrained tag (e.g. clip.model=ViT-B-32 "
+            "clip.pretrained=laion2b_s34b_b79k)",
+        )
     cache = _get(cfg, "cache_dir")
     pcfg = _pretrained_cfg(name, tag, cfg)
     path = _pretrained_file(pcfg, cache)
-    quick = bool(_get(cfg, "quick_gelu") if _get(cfg, "quick_gelu") is not None else pcfg.get("quick_gelu", False))
+    quick = bool(
+        _get(cfg, "quick_gelu") if _get(cfg, "quick_gelu") is not None else pcfg.get("quick_gelu", False)
+    )
     if path is None:
         if not downloads_allowed(bool(_get(cfg, "allow_download", False))):
             where = pcfg.get("hf_hub") or pcfg.get("url")
@@ -159,7 +171,8 @@ def _clip_pretrained(cfg, data_cfg):
                 f"machine with internet `python -c \"import open_clip; open_clip.create_model('{name}', "
                 f"pretrained='{tag}')\"` and copy ~/.cache/huggingface here, or set clip.source=file "
                 f"clip.path=/path/to/open_clip_model.safetensors, or allow downloading with "
-                f"clip.allow_download=true and HF_HUB_OFFLINE=0.")
+                f"clip.allow_download=true and HF_HUB_OFFLINE=0."
+            )
         path = tag  # let open_clip download (allowed)
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg
@@ -174,29 +187,46 @@ def _clip_pretrained(cfg, data_cfg):
     try:
         model = open_clip.create_model(name, pretrained=path, cache_dir=cache, **kw)
     except Exception as e:  # a download that failed, a corrupt file
-        raise MissingWeightsError(f"clip.pretrained={tag!r} (clip.model={name!r}) could not be loaded "
-                                  f"from {path}: {type(e).__name__}: {str(e)[:200]}") from e
-    tok = open_clip.get_tokenizer(name, context_length=int(_get(cfg, "context_length") or model.context_length))
+        raise MissingWeightsError(
+            f"clip.pretrained={tag!r} (clip.model={name!r}) could not be loaded "
+            f"from {path}: {type(e).__name__}: {str(e)[:200]}"
+        ) from e
+    tok = open_clip.get_tokenizer(
+        name, context_length=int(_get(cfg, "context_length") or model.context_length)
+    )
     info = {"source": "pretrained", "model": name, "pretrained": tag, "path": str(path)}
-    return FrozenCLIP(model, tok, info=info, mean=pcfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
-                      std=pcfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+    return FrozenCLIP(
+        model,
+        tok,
+        info=info,
+        mean=pcfg.get("mean", (0.48145466, 0.4578275, 0.40821073)),
+        std=pcfg.get("std", (0.26862954, 0.26130258, 0.27577711)),
+    )
 
 
 def _clip_file(cfg, data_cfg):
     path = existing_path(
-        _get(cfg, "path"), "clip.path", "an open_clip state-dict file (.safetensors, .pt, .bin)",
-        "Set clip.model (open_clip name) or clip.arch to its architecture.")
+        _get(cfg, "path"),
+        "clip.path",
+        "an open_clip state-dict file (.safetensors, .pt, .bin)",
+        "Set clip.model (open_clip name) or clip.arch to its architecture.",
+    )
     model, tok = _clip_architecture(cfg, data_cfg)
     _load_strict(model, load_state_dict_file(path), "clip.path", path)
-    return FrozenCLIP(model, tok, info={"source": "file", "path": str(path), "sha256": sha256_file(path),
-                                        "model": _get(cfg, "model")})
+    return FrozenCLIP(
+        model,
+        tok,
+        info={"source": "file", "path": str(path), "sha256": sha256_file(path), "model": _get(cfg, "model")},
+    )
 
 
 def _clip_local_dir(cfg, data_cfg):
     import open_clip
 
-    how = ("A folder with open_clip_config.json and open_clip_model.safetensors (or "
-           "open_clip_pytorch_model.bin), e.g. a snapshot of an open_clip hub repo.")
+    how = (
+        "A folder with open_clip_config.json and open_clip_model.safetensors (or "
+        "open_clip_pytorch_model.bin), e.g. a snapshot of an open_clip hub repo."
+    )
     path = existing_path(_get(cfg, "path"), "clip.path", "a local open_clip folder", how)
     if not (path / "open_clip_config.json").is_file():
         raise MissingWeightsError(f"clip.path={str(path)!r} has no open_clip_config.json. {how}")
@@ -208,15 +238,24 @@ def _clip_local_dir(cfg, data_cfg):
 def clip_from_run(run_dir, key: str = "clip.path") -> FrozenCLIP:
     """The CLIP of a ``model=clip`` stage run: architecture from its ``config.yaml``, weights from
     ``weights/clip.safetensors`` (falls back to the checkpoint's network state)."""
-    run = existing_path(run_dir, key, "a run directory of the CLIP stage (python -m ldm_vs_gan.train model=clip)",
-                        "Train one with `python -m ldm_vs_gan.train model=clip run_dir=...`.")
+    run = existing_path(
+        run_dir,
+        key,
+        "a run directory of the CLIP stage (python -m ldm_vs_gan.train model=clip)",
+        "Train one with `python -m ldm_vs_gan.train model=clip run_dir=...`.",
+    )
     rcfg = _run_config(run, key)
     arch = clip_arch(_get(rcfg["model"], "arch"), _resolution(rcfg.get("data")))
     model, tok = _clip_from_arch(arch)
     wfile, sd = _run_weights(run, "clip", key)
     _load_strict(model, sd, key, wfile)
-    info = {"source": "run", "path": str(run), "weights": str(wfile), "sha256": sha256_file(wfile),
-            "arch": arch}
+    info = {
+        "source": "run",
+        "path": str(run),
+        "weights": str(wfile),
+        "sha256": sha256_file(wfile),
+        "arch": arch,
+    }
     return FrozenCLIP(model, tok, info=info)
 
 
@@ -239,8 +278,14 @@ def build_clip(clip_cfg, *, data_cfg=None) -> FrozenCLIP:
     """The frozen CLIP of ``clip_cfg`` (the ``clip`` node); ``data_cfg`` gives the resolution of
     built architectures and keys the toy CLIP."""
     src = _get(clip_cfg, "source")
-    fn = {"pretrained": _clip_pretrained, "file": _clip_file, "local-dir": _clip_local_dir,
-          "run": _clip_run, "toy": _clip_toy, "random": _clip_random}.get(src)
+    fn = {
+        "pretrained": _clip_pretrained,
+        "file": _clip_file,
+        "local-dir": _clip_local_dir,
+        "run": _clip_run,
+        "toy": _clip_toy,
+        "random": _clip_random,
+    }.get(src)
     if fn is None:
         raise bad_value("clip.source", src, CLIP_SOURCES)
     return fn(clip_cfg, data_cfg)
@@ -280,7 +325,8 @@ def _load_strict(model, sd, key, path) -> None:
     if missing or unexpected:
         raise MissingWeightsError(
             f"{key}={str(path)!r} does not match the architecture: missing {list(missing)[:4]}, "
-            f"unexpected {list(unexpected)[:4]} (check clip.model / clip.arch / autoencoder.arch).")
+            f"unexpected {list(unexpected)[:4]} (check clip.model / clip.arch / autoencoder.arch)."
+        )
 
 
 # ============================================================================ autoencoder
@@ -288,10 +334,12 @@ def _load_strict(model, sd, key, path) -> None:
 
 def _vae_how(repo: str, sub) -> str:
     s = f", subfolder='{sub}'" if sub else ""
-    return (f"Either run once on a machine with internet `python -c \"from diffusers import AutoencoderKL; "
-            f"AutoencoderKL.from_pretrained('{repo}'{s})\"` and copy ~/.cache/huggingface here, or "
-            f"save it with .save_pretrained(DIR) and set autoencoder.source=local-dir autoencoder.path=DIR, "
-            f"or allow downloading with autoencoder.allow_download=true and HF_HUB_OFFLINE=0.")
+    return (
+        f'Either run once on a machine with internet `python -c "from diffusers import AutoencoderKL; '
+        f"AutoencoderKL.from_pretrained('{repo}'{s})\"` and copy ~/.cache/huggingface here, or "
+        f"save it with .save_pretrained(DIR) and set autoencoder.source=local-dir autoencoder.path=DIR, "
+        f"or allow downloading with autoencoder.allow_download=true and HF_HUB_OFFLINE=0."
+    )
 
 
 def _ae_hub(cfg, data_cfg):
@@ -301,21 +349,30 @@ def _ae_hub(cfg, data_cfg):
     cache = _get(cfg, "cache_dir")
     pre = f"{sub}/" if sub else ""
     have_cfg = hf_cached(repo, pre + "config.json", cache)
-    have_w = any(hf_cached(repo, pre + n, cache) for n in
-                 ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))
+    have_w = any(
+        hf_cached(repo, pre + n, cache)
+        for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+    )
     local_only = bool(have_cfg and have_w)
     if not local_only and not downloads_allowed(bool(_get(cfg, "allow_download", False))):
-        raise MissingWeightsError(f"autoencoder.repo={repo!r}: weights not on this machine (not in the "
-                                  f"Hugging Face cache) and downloads are off. {_vae_how(repo, sub)}")
+        raise MissingWeightsError(
+            f"autoencoder.repo={repo!r}: weights not on this machine (not in the "
+            f"Hugging Face cache) and downloads are off. {_vae_how(repo, sub)}"
+        )
     from diffusers import AutoencoderKL  # only now: importing diffusers alone takes seconds
 
     try:
         vae = AutoencoderKL.from_pretrained(repo, subfolder=sub, cache_dir=cache, local_files_only=local_only)
     except Exception as e:
-        raise MissingWeightsError(f"autoencoder.repo={repo!r} could not be loaded: {type(e).__name__}: "
-                                  f"{str(e)[:200]}") from e
-    return FrozenAutoencoder(vae, scaling_factor=_get(cfg, "scaling_factor"), latent=_get(cfg, "latent", "mode"),
-                             info={"source": "hub", "repo": repo, "subfolder": sub})
+        raise MissingWeightsError(
+            f"autoencoder.repo={repo!r} could not be loaded: {type(e).__name__}: {str(e)[:200]}"
+        ) from e
+    return FrozenAutoencoder(
+        vae,
+        scaling_factor=_get(cfg, "scaling_factor"),
+        latent=_get(cfg, "latent", "mode"),
+        info={"source": "hub", "repo": repo, "subfolder": sub},
+    )
 
 
 def _ae_local_dir(cfg, data_cfg):
@@ -326,31 +383,45 @@ def _ae_local_dir(cfg, data_cfg):
     sub = _get(cfg, "subfolder")
     folder = path / sub if sub else path
     if not (folder / "config.json").is_file() or not any(
-            (folder / n).is_file() for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")):
-        raise MissingWeightsError(f"autoencoder.path={str(folder)!r} lacks config.json or "
-                                  f"diffusion_pytorch_model.safetensors. {how}")
+        (folder / n).is_file() for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+    ):
+        raise MissingWeightsError(
+            f"autoencoder.path={str(folder)!r} lacks config.json or "
+            f"diffusion_pytorch_model.safetensors. {how}"
+        )
     vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
-    return FrozenAutoencoder(vae, scaling_factor=_get(cfg, "scaling_factor"), latent=_get(cfg, "latent", "mode"),
-                             info={"source": "local-dir", "path": str(folder)})
+    return FrozenAutoencoder(
+        vae,
+        scaling_factor=_get(cfg, "scaling_factor"),
+        latent=_get(cfg, "latent", "mode"),
+        info={"source": "local-dir", "path": str(folder)},
+    )
 
 
 def autoencoder_from_run(run_dir, key: str = "autoencoder.path", latent: str = "mode") -> FrozenAutoencoder:
     """The VAE of a ``model=vae`` stage run: architecture from ``config.yaml``, weights (and the
     measured ``scaling_factor`` buffer) from ``weights/vae.safetensors``."""
-    run = existing_path(run_dir, key, "a run directory of the VAE stage (python -m ldm_vs_gan.train model=vae)",
-                        "Train one with `python -m ldm_vs_gan.train model=vae run_dir=...`.")
+    run = existing_path(
+        run_dir,
+        key,
+        "a run directory of the VAE stage (python -m ldm_vs_gan.train model=vae)",
+        "Train one with `python -m ldm_vs_gan.train model=vae run_dir=...`.",
+    )
     rcfg = _run_config(run, key)
     res = _resolution(rcfg.get("data"))
     wfile, sd = _run_weights(run, "vae", key)
     sd = dict(sd)
     scale = sd.pop("scaling_factor", None)
-    sd = {k[len("vae."):] if k.startswith("vae.") else k: v for k, v in sd.items()}
+    sd = {k[len("vae.") :] if k.startswith("vae.") else k: v for k, v in sd.items()}
     vae = build_autoencoder_kl(_get(rcfg["model"], "arch"), res)
     _load_strict(vae, sd, key, wfile)
     scale = float(scale) if scale is not None and float(scale) > 0 else 1.0
-    return FrozenAutoencoder(vae, scaling_factor=scale, latent=latent,
-                             info={"source": "run", "path": str(run), "weights": str(wfile),
-                                   "sha256": sha256_file(wfile)})
+    return FrozenAutoencoder(
+        vae,
+        scaling_factor=scale,
+        latent=latent,
+        info={"source": "run", "path": str(run), "weights": str(wfile), "sha256": sha256_file(wfile)},
+    )
 
 
 def _ae_run(cfg, data_cfg):
@@ -361,23 +432,32 @@ def _ae_random(cfg, data_cfg):
     arch = _get(cfg, "arch")
     if not arch:
         raise bad_value("autoencoder.arch", arch, "an architecture dict (channels, layers_per_block, ...)")
-    vae = build_autoencoder_kl(_plain(arch), _resolution(data_cfg),
-                               scaling_factor=float(_get(cfg, "scaling_factor") or 1.0))
+    vae = build_autoencoder_kl(
+        _plain(arch), _resolution(data_cfg), scaling_factor=float(_get(cfg, "scaling_factor") or 1.0)
+    )
     return FrozenAutoencoder(vae, latent=_get(cfg, "latent", "mode"), info={"source": "random"})
 
 
 def _ae_toy(cfg, data_cfg):
     from ldm_vs_gan.components.resolve import resolve_toy_stage
 
-    return autoencoder_from_run(resolve_toy_stage("vae", cfg, data_cfg), key="autoencoder (toy stage)",
-                                latent=_get(cfg, "latent", "mode"))
+    return autoencoder_from_run(
+        resolve_toy_stage("vae", cfg, data_cfg),
+        key="autoencoder (toy stage)",
+        latent=_get(cfg, "latent", "mode"),
+    )
 
 
 def build_autoencoder(ae_cfg, *, data_cfg=None) -> FrozenAutoencoder:
     """The frozen AutoencoderKL of ``ae_cfg`` (the ``autoencoder`` node)."""
     src = _get(ae_cfg, "source")
-    fn = {"hub": _ae_hub, "local-dir": _ae_local_dir, "run": _ae_run, "toy": _ae_toy,
-          "random": _ae_random}.get(src)
+    fn = {
+        "hub": _ae_hub,
+        "local-dir": _ae_local_dir,
+        "run": _ae_run,
+        "toy": _ae_toy,
+        "random": _ae_random,
+    }.get(src)
     if fn is None:
         raise bad_value("autoencoder.source", src, AE_SOURCES)
     return fn(ae_cfg, data_cfg)

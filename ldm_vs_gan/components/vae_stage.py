@@ -50,22 +50,41 @@ class VAEStage(Family):
     ema_network = None
     generative = False
 
-    def __init__(self, arch: dict, resolution: int, *, lr: float = 1e-3, l1: float = 1.0, l2: float = 0.0,
-                 kl: float = 1e-6, scale_momentum: float = 0.99, betas=(0.9, 0.99), grad_clip=1.0):
+    def __init__(
+        self,
+        arch: dict,
+        resolution: int,
+        *,
+        lr: float = 1e-3,
+        l1: float = 1.0,
+        l2: float = 0.0,
+        kl: float = 1e-6,
+        scale_momentum: float = 0.99,
+        betas=(0.9, 0.99),
+        grad_clip=1.0,
+    ):
         super().__init__()
         self.arch, self.resolution = arch, int(resolution)
         self.vae = VAENet(build_autoencoder_kl(arch, self.resolution))
         self.w_l1, self.w_l2, self.w_kl = float(l1), float(l2), float(kl)
         self.scale_momentum = float(scale_momentum)
-        self.opt = OptimizerSpec(name="adamw", lr=float(lr), betas=tuple(betas), weight_decay=0.0,
-                                 grad_clip=grad_clip)
+        self.opt = OptimizerSpec(
+            name="adamw", lr=float(lr), betas=tuple(betas), weight_decay=0.0, grad_clip=grad_clip
+        )
 
     @classmethod
     def from_config(cls, cfg) -> VAEStage:
         m = cfg.model
-        return cls(_plain(m.arch), int(cfg.data.resolution), lr=float(m.lr), l1=float(_get(m, "l1", 1.0)),
-                   l2=float(_get(m, "l2", 0.0)), kl=float(_get(m, "kl", 1e-6)),
-                   betas=tuple(_get(m, "betas", (0.9, 0.99))), grad_clip=_get(m, "grad_clip", 1.0))
+        return cls(
+            _plain(m.arch),
+            int(cfg.data.resolution),
+            lr=float(m.lr),
+            l1=float(_get(m, "l1", 1.0)),
+            l2=float(_get(m, "l2", 0.0)),
+            kl=float(_get(m, "kl", 1e-6)),
+            betas=tuple(_get(m, "betas", (0.9, 0.99))),
+            grad_clip=_get(m, "grad_clip", 1.0),
+        )
 
     @property
     def factor(self) -> int:
@@ -82,17 +101,25 @@ class VAEStage(Family):
         rec, mean, logvar, z = ctx.nets["vae"](x)
         err = rec - x
         l1 = err.abs().mean()
-        l2 = (err ** 2).mean()
+        l2 = (err**2).mean()
         # KL(N(mean, var) || N(0, I)), summed over latent elements, mean over the batch
-        kl = 0.5 * (mean ** 2 + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()
+        kl = 0.5 * (mean**2 + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()
         loss = self.w_l1 * l1 + self.w_l2 * l2 + self.w_kl * kl
         with torch.no_grad():
             s = self.vae.scaling_factor
             inv_std = 1.0 / z.float().std().clamp_min(1e-6)
-            s.copy_(inv_std if s.item() == 0 else self.scale_momentum * s + (1 - self.scale_momentum) * inv_std)
+            s.copy_(
+                inv_std if s.item() == 0 else self.scale_momentum * s + (1 - self.scale_momentum) * inv_std
+            )
             p = psnr(rec, x).mean()
-        return loss, {"loss": loss.detach(), "l1": l1.detach(), "l2": l2.detach(), "kl": kl.detach(),
-                      "psnr": p, "scaling_factor": self.vae.scaling_factor.clone()}
+        return loss, {
+            "loss": loss.detach(),
+            "l1": l1.detach(),
+            "l2": l2.detach(),
+            "kl": kl.detach(),
+            "psnr": p,
+            "scaling_factor": self.vae.scaling_factor.clone(),
+        }
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
@@ -109,8 +136,12 @@ class VAEStage(Family):
         std = torch.cat(zs).float().std().clamp_min(1e-6)
         self.vae.scaling_factor.fill_(float(1.0 / std))  # exact held-out value, saved with the weights
         p = torch.cat(ps)
-        return {"psnr": p.mean().item(), "psnr_min": p.min().item(), "latent_std": std.item(),
-                "scaling_factor": float(1.0 / std)}
+        return {
+            "psnr": p.mean().item(),
+            "psnr_min": p.min().item(),
+            "latent_std": std.item(),
+            "scaling_factor": float(1.0 / std),
+        }
 
     @torch.no_grad()
     def preview(self, batch: Batch, seeds: list[int]) -> torch.Tensor:

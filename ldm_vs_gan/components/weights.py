@@ -20,8 +20,10 @@ from ldm_vs_gan.errors import MissingWeightsError
 def downloads_allowed(cfg_flag: bool) -> bool:
     """A download is attempted only if the config allows it AND the environment is not offline
     (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` unset or 0)."""
-    offline = any(os.environ.get(k, "0").strip().lower() not in ("", "0", "false", "no")
-                  for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    offline = any(
+        os.environ.get(k, "0").strip().lower() not in ("", "0", "false", "no")
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
     return bool(cfg_flag) and not offline
 
 
@@ -61,5 +63,5 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict):
         raise MissingWeightsError(f"{path} holds no state dict (got {type(sd).__name__})")
     if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
