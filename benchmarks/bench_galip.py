@@ -86,13 +86,21 @@ def bench(name: str, batch: int, steps: int) -> dict:
             loss.backward()
             opts[ph.name].step()
 
-    step()  # warm-up (allocator, first-call overheads)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:  # doubles as the warm-up step (allocator, first-call overheads)
+        step()
+    train_gflop = counter.get_total_flops() / batch / 1e9
     t = time.perf_counter()
     for _ in range(steps):
         fam._sent_cache = None  # a new batch each step: the text encoder is part of the cost
         step()
     train_ips = steps * batch / (time.perf_counter() - t)
-    fam.generate(caps[:batch], list(range(batch)))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fam.generate(caps[:batch], list(range(batch)))
+    sample_gflop = counter.get_total_flops() / batch / 1e9
     t = time.perf_counter()
     for i in range(steps):
         fam.generate(caps[:batch], list(range(i * batch, (i + 1) * batch)))
@@ -101,7 +109,8 @@ def bench(name: str, batch: int, steps: int) -> dict:
     d = sum(p.numel() for p in fam.discriminator.parameters())
     return {"config": name, "resolution": res, "batch": batch, "G_params_M": round(g / 1e6, 2),
             "D_params_M": round(d / 1e6, 2), "train_img_per_s": round(train_ips, 2),
-            "sample_img_per_s": round(sample_ips, 2)}
+            "sample_img_per_s": round(sample_ips, 2), "train_gflop_per_img": round(train_gflop, 2),
+            "sample_gflop_per_img": round(sample_gflop, 3)}
 
 
 def quality(run_dir: str, n: int, groups: int, seeds: int) -> dict:
@@ -152,6 +161,13 @@ def main() -> None:
         print(quality(args.quality, args.n, args.groups, args.seeds), flush=True)
         return
     print(f"torch {torch.__version__}, {args.threads} threads, fp32, load average {os.getloadavg()}")
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    print(f"fp32 GEMM 1024^3 right now: {5 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9:.1f} GFLOP/s "
+          "(about 270 on 2 idle cores: scale the img/s below by the ratio when the machine is shared)")
     for name in args.configs:
         print(bench(name, args.batch, args.steps), flush=True)
 
