@@ -203,7 +203,8 @@ def build_extractor(
     if kind == "toy":
         from ldm_vs_gan.data.judge import load_judge
 
-        return JudgeFeatures(load_judge(data_cfg))
+        with torch.enable_grad():  # first use trains the judge, whatever the caller's grad mode
+            return JudgeFeatures(load_judge(data_cfg))
     raise bad_value("--feature", kind, EXTRACTORS)
 
 

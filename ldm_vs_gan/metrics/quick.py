@@ -30,7 +30,8 @@ def _judge_extractor(data_cfg):
     from ldm_vs_gan.data.judge import load_judge
     from ldm_vs_gan.metrics.features import JudgeFeatures
 
-    judge = load_judge(data_cfg)
+    with torch.enable_grad():  # first use trains the judge: the caller's no_grad must not leak into it
+        judge = load_judge(data_cfg)
     key = judge.sha256
     if key not in _EXTRACTORS:
         _EXTRACTORS[key] = (judge, JudgeFeatures(judge))
