@@ -38,7 +38,12 @@ class StandInJudge:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     mod = types.ModuleType("ldm_vs_gan.data.judge")
-    mod.load_judge = lambda data_cfg: StandInJudge()
+    def load_judge(data_cfg):
+        # the real judge trains on first use: the engine's no_grad eval mode must not reach it
+        assert torch.is_grad_enabled(), "load_judge called under no_grad"
+        return StandInJudge()
+
+    mod.load_judge = load_judge
     saved = sys.modules.get("ldm_vs_gan.data.judge")
     sys.modules["ldm_vs_gan.data.judge"] = mod
     torch.set_num_threads(1)
