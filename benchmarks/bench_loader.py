@@ -87,7 +87,9 @@ def blobs_of(paths: list[str]) -> list[bytes]:
     return out
 
 
-def bench(name: str, cfg: dict, blobs: list[bytes], n_images: int, batch_size: int, repeats: int) -> list[str]:
+def bench(
+    name: str, cfg: dict, blobs: list[bytes], n_images: int, batch_size: int, repeats: int
+) -> list[str]:
     res = cfg["resolution"]
     # interleaved rounds (baseline, 0, 1, 2 workers), best of each: load changes on a shared machine
     best = {"base": 0.0, 0: 0.0, 1: 0.0, 2: 0.0}
@@ -122,12 +124,21 @@ def main() -> None:
             toy_cfg["cache_dir"] = os.path.join(tmp, "cache")
             t = time.perf_counter()
             toy.ensure_world(toy_cfg)
-            print(f"toy world generation (50k train + 2k heldout): {time.perf_counter() - t:.1f}s", flush=True)
+            print(
+                f"toy world generation (50k train + 2k heldout): {time.perf_counter() - t:.1f}s", flush=True
+            )
         rows = ["| data | reader | img/s | overhead vs plain PIL |", "|---|---|---|---|"]
         # a toy world of exactly --toy-images samples, so one epoch warms the decoded cache
         n = args.toy_images
-        small = {"name": "toy", "resolution": 32, "n_train": n, "n_heldout": 64, "shard_size": 10000,
-                 "cache_dir": os.path.join(tmp, "cache_small"), "cache_decoded": False}
+        small = {
+            "name": "toy",
+            "resolution": 32,
+            "n_train": n,
+            "n_heldout": 64,
+            "shard_size": 10000,
+            "cache_dir": os.path.join(tmp, "cache_small"),
+            "cache_decoded": False,
+        }
         toy.ensure_world(small, verbose=False)
         toy_blobs = blobs_of(toy.shard_paths(small, "train"))
         rows += bench("toy 32 px PNG (decoding)", small, toy_blobs, n - 64, 64, args.repeats)
@@ -136,8 +147,10 @@ def main() -> None:
         for _ in range(args.repeats):
             base = max(base, baseline(toy_blobs[: n - 64], 32))
             rate = max(rate, loader_rate(warm, n - 64, 64, 0, warm=n // 64))
-        rows.append(f"| toy 32 px PNG | build_loader, 0 workers, decoded cache warm (default) | {rate:8.0f} "
-                    f"| {base / rate - 1:+.1%} |")
+        rows.append(
+            f"| toy 32 px PNG | build_loader, 0 workers, decoded cache warm (default) | {rate:8.0f} "
+            f"| {base / rate - 1:+.1%} |"
+        )
         print(rows[-1], flush=True)
         spec = write_jpeg_shards(tmp, args.jpeg_images)
         jpg_cfg = {"name": "laion", "resolution": 256, "shards": spec, "min_size": 0, "in_memory": False}
@@ -148,8 +161,10 @@ def main() -> None:
             from ldm_vs_gan.data.judge import load_judge
 
             j = load_judge(toy_cfg)
-            print(f"toy judge {j.name} (sha256 {j.sha256[:12]}): trained in {j.train_seconds}s "
-                  f"on {j.meta.get('train_images')} images; held-out accuracy (n={j.meta.get('heldout_n')}):")
+            print(
+                f"toy judge {j.name} (sha256 {j.sha256[:12]}): trained in {j.train_seconds}s "
+                f"on {j.meta.get('train_images')} images; held-out accuracy (n={j.meta.get('heldout_n')}):"
+            )
             for k, v in j.heldout_accuracy.items():
                 print(f"  {k:15s} {v:.4f}")
     finally:

@@ -23,10 +23,17 @@ def jpeg(size=(80, 60), color=(200, 30, 30), mode="RGB"):
 
 def png_bomb(side=100_000):
     """A tiny PNG whose header claims side x side pixels (10^10): a decompression bomb."""
+
     def chunk(tag, data):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 GOOD = 6
@@ -72,8 +79,16 @@ def write_broken(folder, truncate=True):
 
 
 def cfg_for(shards, **kw):
-    cfg = {"name": "laion", "resolution": 32, "shards": shards, "heldout_shards": shards, "min_size": 32,
-           "max_aspect": 3.0, "max_pixels": 10_000_000, "num_workers": 0}
+    cfg = {
+        "name": "laion",
+        "resolution": 32,
+        "shards": shards,
+        "heldout_shards": shards,
+        "min_size": 32,
+        "max_aspect": 3.0,
+        "max_pixels": 10_000_000,
+        "num_workers": 0,
+    }
     cfg.update(kw)
     return cfg
 
@@ -99,7 +114,9 @@ def test_skip_mode_and_json_captions(tmp_path):
     shard = write_broken(tmp_path, truncate=False)
     bs = list(build_loader(cfg_for(str(shard), image_modes="skip"), split="heldout", batch_size=64))
     assert bs[0].skipped.get("bad_mode") == 2
-    bs = list(build_loader(cfg_for(str(shard), caption="json", caption_field="w"), split="heldout", batch_size=64))
+    bs = list(
+        build_loader(cfg_for(str(shard), caption="json", caption_field="w"), split="heldout", batch_size=64)
+    )
     assert bs[0].captions == ["80"] * 3  # only the samples whose .json has the field
 
 
@@ -125,8 +142,9 @@ def test_epoch_stream_reads_each_sample_once_across_ranks_and_workers(tmp_path, 
     got = []
     for r in range(world_size):
         cfg = cfg_for(spec, mode="stream", min_size=0)
-        for b in build_loader(cfg, split="heldout", batch_size=3, rank=r, world_size=world_size,
-                              num_workers=workers):
+        for b in build_loader(
+            cfg, split="heldout", batch_size=3, rank=r, world_size=world_size, num_workers=workers
+        ):
             got += b.keys
     assert sorted(got) == keys
 

@@ -20,7 +20,9 @@ def write_coco(root, n_images=6):
         Image.new("RGB", (64 + 8 * i, 48), (10 * i, 100, 200)).save(root / "val2014" / name)
         images.append({"id": i, "file_name": name})
         anns += [{"image_id": i, "id": 10 * i + k, "caption": f"image {i} caption {k}"} for k in range(5)]
-    (root / "annotations" / "captions_val2014.json").write_text(json.dumps({"images": images, "annotations": anns}))
+    (root / "annotations" / "captions_val2014.json").write_text(
+        json.dumps({"images": images, "annotations": anns})
+    )
 
 
 def test_coco_heldout_is_a_seeded_choice_with_one_caption_each(tmp_path):

@@ -11,8 +11,15 @@ from ldm_vs_gan.data import build_loader
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return {"name": "toy", "resolution": 32, "n_train": 96, "n_heldout": 20, "shard_size": 40,
-            "two_object_share": 0.3, "cache_dir": str(tmp_path_factory.mktemp("toy"))}
+    return {
+        "name": "toy",
+        "resolution": 32,
+        "n_train": 96,
+        "n_heldout": 20,
+        "shard_size": 40,
+        "two_object_share": 0.3,
+        "cache_dir": str(tmp_path_factory.mktemp("toy")),
+    }
 
 
 def take(cfg, n_batches, **kw):

@@ -10,9 +10,16 @@ from ldm_vs_gan.data.judge import encode_labels, load_judge
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return {"name": "toy", "resolution": 32, "n_train": 2000, "n_heldout": 200, "shard_size": 1000,
-            "two_object_share": 0.3, "cache_dir": str(tmp_path_factory.mktemp("judge")),
-            "judge": {"epochs": 3, "batch_size": 32, "lr": 0.003, "width": 8, "seed": 0}}
+    return {
+        "name": "toy",
+        "resolution": 32,
+        "n_train": 2000,
+        "n_heldout": 200,
+        "shard_size": 1000,
+        "two_object_share": 0.3,
+        "cache_dir": str(tmp_path_factory.mktemp("judge")),
+        "judge": {"epochs": 3, "batch_size": 32, "lr": 0.003, "width": 8, "seed": 0},
+    }
 
 
 def test_real_images_score_far_above_noise(cfg):
@@ -42,8 +49,12 @@ def test_cached_and_identified(cfg):
 
 
 def test_labels_follow_canonical_slots():
-    lab = encode_labels([toy.parse_caption("a large blue square to the right of a small red circle"),
-                         toy.parse_caption("one small green cross")])
+    lab = encode_labels(
+        [
+            toy.parse_caption("a large blue square to the right of a small red circle"),
+            toy.parse_caption("one small green cross"),
+        ]
+    )
     assert lab["shape0"].tolist() == [toy.SHAPES.index("circle"), toy.SHAPES.index("cross")]
     assert lab["shape1"].tolist() == [toy.SHAPES.index("square"), -1]
     assert lab["relation"].tolist() == [toy.RELATIONS.index("left of"), -1]

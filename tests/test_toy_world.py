@@ -11,8 +11,15 @@ from ldm_vs_gan.errors import ConfigError
 
 
 def small_cfg(tmp_path, **kw):
-    cfg = {"name": "toy", "resolution": 32, "n_train": 300, "n_heldout": 60, "shard_size": 128,
-           "two_object_share": 0.5, "cache_dir": str(tmp_path)}
+    cfg = {
+        "name": "toy",
+        "resolution": 32,
+        "n_train": 300,
+        "n_heldout": 60,
+        "shard_size": 128,
+        "two_object_share": 0.5,
+        "cache_dir": str(tmp_path),
+    }
     cfg.update(kw)
     return cfg
 
@@ -34,8 +41,10 @@ def test_captions_agree_with_attributes():
     for s in samples:
         a = s["json"]
         parsed = toy.parse_caption(s["txt"])
-        strip = {"objects": [{k: o[k] for k in ("shape", "color", "size")} for o in a["objects"]],
-                 "relation": a["relation"]}
+        strip = {
+            "objects": [{k: o[k] for k in ("shape", "color", "size")} for o in a["objects"]],
+            "relation": a["relation"],
+        }
         assert parsed == strip, (s["txt"], a)
         if a["relation"] == "left of":
             assert a["objects"][0]["x"] < a["objects"][1]["x"]
@@ -53,8 +62,10 @@ def test_paraphrase_that_swaps_order_has_one_canonical_record():
 
 
 def test_rendered_colour_is_the_named_colour():
-    attrs = {"objects": [{"shape": "square", "color": "blue", "size": "large", "x": 0.5, "y": 0.5}],
-             "relation": None}
+    attrs = {
+        "objects": [{"shape": "square", "color": "blue", "size": "large", "x": 0.5, "y": 0.5}],
+        "relation": None,
+    }
     img = toy.render(attrs, 32)
     assert tuple(img[16, 16]) == toy.RGB["blue"]
     assert tuple(img[1, 1]) == (40, 40, 40)
@@ -104,6 +115,9 @@ def test_aligned_layout_makes_relations_unambiguous():
         else:
             assert dy > abs(dx)
     # the default layout keeps the key of worlds made before the option existed
-    assert "layout" not in toy.world_params({}) and toy.world_params({"layout": "aligned"})["layout"] == "aligned"
+    assert (
+        "layout" not in toy.world_params({})
+        and toy.world_params({"layout": "aligned"})["layout"] == "aligned"
+    )
     with pytest.raises(ConfigError, match="data.layout"):
         toy.world_params({"layout": "diagonal"})

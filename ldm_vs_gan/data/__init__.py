@@ -31,8 +31,10 @@ def _shard_spec(data_cfg, split: str):
     key = "shards" if split == "train" else "heldout_shards"
     spec = _get(data_cfg, key, None)
     if not spec:
-        raise UserError(f"data.{key} is not set: give the {split} shards as a path, glob, brace pattern "
-                        f"(data-{{00000..00099}}.tar) or URL list")
+        raise UserError(
+            f"data.{key} is not set: give the {split} shards as a path, glob, brace pattern "
+            f"(data-{{00000..00099}}.tar) or URL list"
+        )
     return spec
 
 
@@ -63,7 +65,9 @@ def build_source(data_cfg, split: str):
         missing = [p for p in paths if not __import__("os").path.isfile(p)]
         if not paths or missing:
             key = "shards" if split == "train" else "heldout_shards"
-            raise UserError(f"data.{key}: shard file(s) not found: {(missing or [str(_get(data_cfg, key, ''))])[:3]}")
+            raise UserError(
+                f"data.{key}: shard file(s) not found: {(missing or [str(_get(data_cfg, key, ''))])[:3]}"
+            )
         return ShardIndex(paths, in_memory=in_memory)
     if name == "coco":
         from ldm_vs_gan.data.coco import CocoSource
@@ -76,8 +80,17 @@ def build_source(data_cfg, split: str):
     raise bad_value("data.name", name, SOURCES)
 
 
-def build_loader(data_cfg, *, split: str, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 start_images_seen: int = 0, num_workers: int | None = None):
+def build_loader(
+    data_cfg,
+    *,
+    split: str,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    seed: int = 0,
+    start_images_seen: int = 0,
+    num_workers: int | None = None,
+):
     """An iterable of :class:`Batch` for this rank (docs/CONTRACTS.md, "Data").
 
     ``split="train"``: an endless stream; global step k holds global stream positions
@@ -96,15 +109,32 @@ def build_loader(data_cfg, *, split: str, batch_size: int, rank: int = 0, world_
     if source is None:
         from ldm_vs_gan.data.stream import build_stream_loader
 
-        return build_stream_loader(data_cfg, opts, split=split, batch_size=batch_size, rank=rank,
-                                   world_size=world_size, seed=seed, start_images_seen=start_images_seen,
-                                   num_workers=num_workers)
+        return build_stream_loader(
+            data_cfg,
+            opts,
+            split=split,
+            batch_size=batch_size,
+            rank=rank,
+            world_size=world_size,
+            seed=seed,
+            start_images_seen=start_images_seen,
+            num_workers=num_workers,
+        )
     from ldm_vs_gan.data.indexed import build_indexed_loader
 
     cache_decoded = bool(_get(data_cfg, "cache_decoded", _get(data_cfg, "name", None) == "toy"))
-    return build_indexed_loader(source, opts, split=split, batch_size=batch_size, rank=rank,
-                                world_size=world_size, seed=seed, start_images_seen=start_images_seen,
-                                num_workers=num_workers, cache_decoded=cache_decoded)
+    return build_indexed_loader(
+        source,
+        opts,
+        split=split,
+        batch_size=batch_size,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
+        start_images_seen=start_images_seen,
+        num_workers=num_workers,
+        cache_decoded=cache_decoded,
+    )
 
 
 def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:
@@ -118,7 +148,9 @@ def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:
         raise bad_value("data.mode", "stream", ["indexed (heldout_batch needs local held-out shards)"])
     if offset < 0 or n < 0 or offset + n > len(source):
         key = "n_heldout" if _get(data_cfg, "name", None) == "toy" else "heldout_shards"
-        raise UserError(f"heldout_batch asks for samples [{offset}, {offset + n}) but the held-out split has "
-                        f"{len(source)}: raise data.{key} or ask for fewer")
+        raise UserError(
+            f"heldout_batch asks for samples [{offset}, {offset + n}) but the held-out split has "
+            f"{len(source)}: raise data.{key} or ask for fewer"
+        )
     ds = PositionDataset(source, _decode_options(data_cfg), seed=0, shuffle=False)
     return ds[list(range(offset, offset + n))]

@@ -26,8 +26,10 @@ def coco_pairs(root: Path, year: int, subset: str) -> tuple[dict[int, Path], dic
     ann = root / "annotations" / f"captions_{subset}{year}.json"
     img_dir = root / f"{subset}{year}"
     if not ann.is_file() or not img_dir.is_dir():
-        raise UserError(f"data.root={str(root)!r}: COCO not found (expected {ann} and {img_dir}/); "
-                        f"set data.root to your COCO folder")
+        raise UserError(
+            f"data.root={str(root)!r}: COCO not found (expected {ann} and {img_dir}/); "
+            f"set data.root to your COCO folder"
+        )
     meta = json.loads(ann.read_text())
     files = {im["id"]: img_dir / im["file_name"] for im in meta["images"]}
     caps: dict[int, list[str]] = {}
@@ -41,7 +43,9 @@ class CocoSource(FileSource):
     def from_config(data_cfg, split: str) -> CocoSource:
         root = _get(data_cfg, "root", None)
         if not root:
-            raise UserError("data.root is not set: point it at a COCO folder (annotations/captions_val2014.json + val2014/)")
+            raise UserError(
+                "data.root is not set: point it at a COCO folder (annotations/captions_val2014.json + val2014/)"
+            )
         year = int(_get(data_cfg, "year", 2014))
         if year not in (2014, 2017):
             raise bad_value("data.year", year, [2014, 2017])
@@ -49,18 +53,23 @@ class CocoSource(FileSource):
         if subset not in ("val", "train"):
             raise bad_value("data.subset", subset, ["val", "train"])
         files, caps = coco_pairs(Path(os.path.expanduser(str(root))), year, subset)
-        return CocoSource.choose(files, caps, int(_get(data_cfg, "n", 30000)), int(_get(data_cfg, "choice_seed", 0)),
-                                 split)
+        return CocoSource.choose(
+            files, caps, int(_get(data_cfg, "n", 30000)), int(_get(data_cfg, "choice_seed", 0)), split
+        )
 
     @staticmethod
-    def choose(files: dict[int, Path], caps: dict[int, list[str]], n: int, seed: int, split: str) -> CocoSource:
+    def choose(
+        files: dict[int, Path], caps: dict[int, list[str]], n: int, seed: int, split: str
+    ) -> CocoSource:
         ids = sorted(i for i in files if caps.get(i))
         rng = np.random.default_rng([seed, 0xC0C0])
         chosen = [ids[j] for j in rng.permutation(len(ids))[: min(n, len(ids))]]
         if split == "heldout":  # one random caption per image
             items = [(f"{i:012d}", files[i], sorted(caps[i])[rng.integers(len(caps[i]))]) for i in chosen]
         else:
-            items = [(f"{i:012d}_{k}", files[i], c) for i in sorted(chosen) for k, c in enumerate(sorted(caps[i]))]
+            items = [
+                (f"{i:012d}_{k}", files[i], c) for i in sorted(chosen) for k, c in enumerate(sorted(caps[i]))
+            ]
         return CocoSource(items)
 
 
@@ -85,20 +94,41 @@ class EvalSet:
             try:
                 out.append(decode_sample(self.source.read(i), opts)["image"])
             except Skip as e:
-                raise UserError(f"COCO image {self.keys[i]} in {self.root} cannot be used ({e.args[0]})") from None
-        return torch.stack(out) if out else torch.zeros(0, 3, self.resolution, self.resolution, dtype=torch.uint8)
+                raise UserError(
+                    f"COCO image {self.keys[i]} in {self.root} cannot be used ({e.args[0]})"
+                ) from None
+        return (
+            torch.stack(out)
+            if out
+            else torch.zeros(0, 3, self.resolution, self.resolution, dtype=torch.uint8)
+        )
 
 
-def eval_set(n: int = 30000, seed: int = 0, resolution: int = 256, root: str | None = None, year: int = 2014,
-             subset: str = "val") -> EvalSet:
+def eval_set(
+    n: int = 30000,
+    seed: int = 0,
+    resolution: int = 256,
+    root: str | None = None,
+    year: int = 2014,
+    subset: str = "val",
+) -> EvalSet:
     """The papers' "COCO FID-30k" prompt set: a seeded choice of ``n`` images of COCO
     ``<subset><year>``, one random caption each. ``root``: the COCO folder, default
     ``$LDM_VS_GAN_COCO``; a missing folder is one clear error, at once."""
     root = root or os.environ.get("LDM_VS_GAN_COCO")
     if not root:
-        raise UserError("COCO folder not set: pass data.root (or set $LDM_VS_GAN_COCO) to a folder with "
-                        f"annotations/captions_{subset}{year}.json and {subset}{year}/")
-    src = CocoSource.from_config({"root": root, "year": year, "subset": subset, "n": n, "choice_seed": seed},
-                                 "heldout")
-    return EvalSet([c for _, _, c in src.items], [k for k, _, _ in src.items], int(resolution), f"{subset}{year}",
-                   Path(os.path.expanduser(str(root))), src)
+        raise UserError(
+            "COCO folder not set: pass data.root (or set $LDM_VS_GAN_COCO) to a folder with "
+            f"annotations/captions_{subset}{year}.json and {subset}{year}/"
+        )
+    src = CocoSource.from_config(
+        {"root": root, "year": year, "subset": subset, "n": n, "choice_seed": seed}, "heldout"
+    )
+    return EvalSet(
+        [c for _, _, c in src.items],
+        [k for k, _, _ in src.items],
+        int(resolution),
+        f"{subset}{year}",
+        Path(os.path.expanduser(str(root))),
+        src,
+    )

@@ -34,8 +34,16 @@ from ldm_vs_gan.errors import bad_value
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SKIP_REASONS = (
-    "no_image", "undecodable", "too_large", "too_small", "bad_aspect", "bad_mode",
-    "no_caption", "bad_text", "bad_json", "empty_caption",
+    "no_image",
+    "undecodable",
+    "too_large",
+    "too_small",
+    "bad_aspect",
+    "bad_mode",
+    "no_caption",
+    "bad_text",
+    "bad_json",
+    "empty_caption",
 )
 
 

@@ -47,7 +47,9 @@ class FolderSource(FileSource):
         key = "root" if split == "train" else "heldout_root"
         root = _get(data_cfg, key, None) or (_get(data_cfg, "root", None) if split == "heldout" else None)
         if not root or not os.path.isdir(os.path.expanduser(str(root))):
-            raise UserError(f"data.{key}={root!r}: not a folder; set it to a folder of images (+ sidecar .txt captions)")
+            raise UserError(
+                f"data.{key}={root!r}: not a folder; set it to a folder of images (+ sidecar .txt captions)"
+            )
         return FolderSource.scan(Path(os.path.expanduser(str(root))), _get(data_cfg, "instance_prompt", None))
 
     @staticmethod

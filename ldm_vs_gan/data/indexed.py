@@ -37,8 +37,9 @@ class PositionDataset(Dataset):
     inter-process traffic to one tensor per batch.
     """
 
-    def __init__(self, index: ShardIndex, opts: DecodeOptions, seed: int, shuffle: bool,
-                 cache_decoded: bool = False):
+    def __init__(
+        self, index: ShardIndex, opts: DecodeOptions, seed: int, shuffle: bool, cache_decoded: bool = False
+    ):
         if len(index) == 0:
             raise UserError(f"no samples found in the shards {index.paths[:3]}...")
         self.index, self.opts, self.seed, self.shuffle = index, opts, int(seed), shuffle
@@ -190,5 +191,6 @@ def build_indexed_loader(
     kw = {"prefetch_factor": prefetch_factor, "persistent_workers": False} if num_workers > 0 else {}
     # sampler yields whole batches of positions; batch_size=None turns off auto-collation so the
     # dataset's own Batch comes out unchanged, in sampler order (DataLoader keeps order).
-    return SkipMerging(DataLoader(ds, sampler=sampler, batch_size=None, num_workers=num_workers,
-                                  collate_fn=_identity, **kw))
+    return SkipMerging(
+        DataLoader(ds, sampler=sampler, batch_size=None, num_workers=num_workers, collate_fn=_identity, **kw)
+    )

@@ -63,8 +63,9 @@ class JudgeNet(nn.Module):
             return [nn.Conv2d(ci, co, 3, padding=1), nn.BatchNorm2d(co), nn.ReLU(inplace=True)]
 
         pools = [nn.MaxPool2d(2)] * (2 if resolution == 32 else 3)
-        self.body = nn.Sequential(*block(3, w), *pools[:-1], *block(w, 2 * w), pools[-1],
-                                  *block(2 * w, 4 * w), *block(4 * w, 4 * w))  # (B, 4w, 8, 8)
+        self.body = nn.Sequential(
+            *block(3, w), *pools[:-1], *block(w, 2 * w), pools[-1], *block(2 * w, 4 * w), *block(4 * w, 4 * w)
+        )  # (B, 4w, 8, 8)
         self.feat = nn.Sequential(nn.Linear(5 * 4 * w, 8 * w), nn.ReLU(inplace=True))
         d = 8 * w
         self.heads = nn.ModuleDict({"count": nn.Linear(d, 2), "relation": nn.Linear(d, len(toy.RELATIONS))})
@@ -75,8 +76,13 @@ class JudgeNet(nn.Module):
     def forward(self, x: torch.Tensor):
         m = self.body(x)  # (B, C, h, w)
         h2, w2 = m.shape[2] // 2, m.shape[3] // 2
-        pooled = [m.amax((2, 3)), m[..., :w2].amax((2, 3)), m[..., w2:].amax((2, 3)),
-                  m[:, :, :h2].amax((2, 3)), m[:, :, h2:].amax((2, 3))]  # 5 x (B, C)
+        pooled = [
+            m.amax((2, 3)),
+            m[..., :w2].amax((2, 3)),
+            m[..., w2:].amax((2, 3)),
+            m[:, :, :h2].amax((2, 3)),
+            m[:, :, h2:].amax((2, 3)),
+        ]  # 5 x (B, C)
         h = self.feat(torch.cat(pooled, 1))  # (B, 8w): the FID-toy feature space
         return h, {k: head(h) for k, head in self.heads.items()}
 
@@ -84,8 +90,10 @@ class JudgeNet(nn.Module):
 def encode_labels(attributes: list[dict]) -> dict[str, torch.Tensor]:
     """Canonical attributes -> integer targets per head (-1 = not applicable)."""
     n = len(attributes)
-    out = {k: torch.full((n,), -1, dtype=torch.long) for k in
-           ["count", "relation"] + [f"{f}{s}" for s in (0, 1) for f, _ in _FIELDS]}
+    out = {
+        k: torch.full((n,), -1, dtype=torch.long)
+        for k in ["count", "relation"] + [f"{f}{s}" for s in (0, 1) for f, _ in _FIELDS]
+    }
     for i, a in enumerate(attributes):
         objs = a["objects"]
         out["count"][i] = len(objs) - 1
@@ -127,8 +135,13 @@ class ToyJudge:
             x = x.permute(0, 3, 1, 2)  # accept (N,H,W,3) too
         x = x.float().div(127.5).sub(1.0)
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(
+                x,
+                size=(self.resolution, self.resolution),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
         return x
 
     @torch.no_grad()
@@ -207,7 +220,9 @@ def heldout_report(judge: ToyJudge, images: torch.Tensor, attrs: list[dict]) -> 
         out[f] = float(hits.float().mean())
     out["count"] = float((pred["count"] == tgt["count"]).float().mean())
     m = tgt["relation"] >= 0
-    out["relation"] = float((pred["relation"] == tgt["relation"])[m].float().mean()) if m.any() else float("nan")
+    out["relation"] = (
+        float((pred["relation"] == tgt["relation"])[m].float().mean()) if m.any() else float("nan")
+    )
     fid = judge.fidelity(images, attrs)
     out["single_overall"], out["two_overall"] = fid["single/overall"], fid["two/overall"]
     out["overall"] = fid["overall"]  # shape+colour (and relation) right, over all held-out prompts
@@ -234,22 +249,34 @@ def train_judge(data_cfg, verbose: bool = True) -> tuple[JudgeNet, dict]:
             idx = perm[i * bs : (i + 1) * bs]
             x = images[idx].float().div_(127.5).sub_(1.0)
             _, logits = net(x)
-            loss = sum(F.cross_entropy(logits[k], labels[k][idx], ignore_index=-1) for k in logits
-                       if (labels[k][idx] >= 0).any())
+            loss = sum(
+                F.cross_entropy(logits[k], labels[k][idx], ignore_index=-1)
+                for k in logits
+                if (labels[k][idx] >= 0).any()
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()  # sum of the heads' cross-entropies
             opt.step()
             sched.step()
             step += 1
         if verbose:
-            print(f"[judge] epoch {epoch + 1}/{p['epochs']} loss {float(loss.detach()):.4f} "
-                  f"({time.perf_counter() - t0:.0f}s)", flush=True)
-    return net.eval(), {"train_seconds": round(time.perf_counter() - t0, 1),
-                        "train_cpu_seconds": round(time.process_time() - c0, 1), "train_images": steps * bs}
+            print(
+                f"[judge] epoch {epoch + 1}/{p['epochs']} loss {float(loss.detach()):.4f} "
+                f"({time.perf_counter() - t0:.0f}s)",
+                flush=True,
+            )
+    return net.eval(), {
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "train_cpu_seconds": round(time.process_time() - c0, 1),
+        "train_images": steps * bs,
+    }
 
 
 def judge_dir(data_cfg) -> Path:
-    return cache_dir("toy", root=_get(data_cfg, "cache_dir", None)) / f"judge-{params_key(judge_params(data_cfg))}"
+    return (
+        cache_dir("toy", root=_get(data_cfg, "cache_dir", None))
+        / f"judge-{params_key(judge_params(data_cfg))}"
+    )
 
 
 _LOADED: dict[str, ToyJudge] = {}
@@ -260,7 +287,9 @@ def load_judge(data_cfg, verbose: bool = True) -> ToyJudge:
     if _get(data_cfg, "name", "toy") != "toy":
         from ldm_vs_gan.errors import bad_value
 
-        raise bad_value("data.name", _get(data_cfg, "name", None), ["toy (the judge exists for the toy world only)"])
+        raise bad_value(
+            "data.name", _get(data_cfg, "name", None), ["toy (the judge exists for the toy world only)"]
+        )
     p = judge_params(data_cfg)
     final = judge_dir(data_cfg)
     if str(final) in _LOADED:
@@ -270,7 +299,9 @@ def load_judge(data_cfg, verbose: bool = True) -> ToyJudge:
         tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{time.time_ns()}")
         tmp.mkdir(parents=True)
         try:
-            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "weights.safetensors"))
+            save_file(
+                {k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "weights.safetensors")
+            )
             meta = {"key": final.name.removeprefix("judge-"), "params": p, **info}
             judge = ToyJudge(net, p["world"]["resolution"], meta, tmp / "weights.safetensors")
             images, attrs = load_split(data_cfg, "heldout")
@@ -285,8 +316,10 @@ def load_judge(data_cfg, verbose: bool = True) -> ToyJudge:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         if verbose:
-            print(f"[judge] trained in {info['train_seconds']}s; held-out accuracy {meta['heldout_accuracy']}",
-                  flush=True)
+            print(
+                f"[judge] trained in {info['train_seconds']}s; held-out accuracy {meta['heldout_accuracy']}",
+                flush=True,
+            )
     meta = json.loads((final / "meta.json").read_text())
     net = JudgeNet(p["world"]["resolution"], p["width"])
     net.load_state_dict(load_file(str(final / "weights.safetensors")))

@@ -29,7 +29,13 @@ def build_source(args):
     if kind == "coco":
         from ldm_vs_gan.data.coco import CocoSource
 
-        cfg = {"root": str(src), "year": args.coco_year, "subset": args.coco_subset, "n": args.n, "choice_seed": 0}
+        cfg = {
+            "root": str(src),
+            "year": args.coco_year,
+            "subset": args.coco_subset,
+            "n": args.n,
+            "choice_seed": 0,
+        }
         return CocoSource.from_config(cfg, args.split)
     from ldm_vs_gan.data.folder import FolderSource
 
@@ -48,8 +54,12 @@ def main(argv=None) -> int:
     ap.add_argument("--coco-year", type=int, default=2014)
     ap.add_argument("--coco-subset", default="val")
     ap.add_argument("--n", type=int, default=30000, help="COCO: number of images chosen (seeded)")
-    ap.add_argument("--split", choices=["heldout", "train"], default="heldout",
-                    help="COCO: heldout = one caption per image, train = every caption")
+    ap.add_argument(
+        "--split",
+        choices=["heldout", "train"],
+        default="heldout",
+        help="COCO: heldout = one caption per image, train = every caption",
+    )
     args = ap.parse_args(argv)
     try:
         source = build_source(args)
@@ -65,8 +75,10 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {len(source)} samples into {len(w.paths)} shard(s) in {out}"
-          + (f" ({missing} without caption: the loader will skip them as no_caption)" if missing else ""))
+    print(
+        f"wrote {len(source)} samples into {len(w.paths)} shard(s) in {out}"
+        + (f" ({missing} without caption: the loader will skip them as no_caption)" if missing else "")
+    )
     return 0
 
 

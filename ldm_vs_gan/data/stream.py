@@ -37,8 +37,20 @@ def split_by_worker(urls: list[str]) -> list[str]:
 
 
 class StreamDataset(IterableDataset):
-    def __init__(self, urls: list[str], opts: DecodeOptions, *, batch_size: int, rank: int, world_size: int,
-                 seed: int, start_images_seen: int, resampled: bool, shuffle_buffer: int, endless: bool):
+    def __init__(
+        self,
+        urls: list[str],
+        opts: DecodeOptions,
+        *,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int,
+        start_images_seen: int,
+        resampled: bool,
+        shuffle_buffer: int,
+        endless: bool,
+    ):
         self.urls, self.opts, self.b = list(urls), opts, batch_size
         self.rank, self.world, self.seed, self.start = rank, world_size, int(seed), int(start_images_seen)
         self.resampled, self.buffer, self.endless = resampled, shuffle_buffer, endless
@@ -107,8 +119,18 @@ class StreamDataset(IterableDataset):
             yield collate(samples, self.skipped, self.opts.resolution)
 
 
-def build_stream_loader(data_cfg, opts: DecodeOptions, *, split: str, batch_size: int, rank: int, world_size: int,
-                        seed: int, start_images_seen: int, num_workers: int):
+def build_stream_loader(
+    data_cfg,
+    opts: DecodeOptions,
+    *,
+    split: str,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    seed: int,
+    start_images_seen: int,
+    num_workers: int,
+):
     key = "shards" if split == "train" else "heldout_shards"
     urls = expand_shards(_get(data_cfg, key, None) or [])
     if not urls:
@@ -116,9 +138,16 @@ def build_stream_loader(data_cfg, opts: DecodeOptions, *, split: str, batch_size
 
         raise UserError(f"data.{key} is not set or matches no shard")
     ds = StreamDataset(
-        urls, opts, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed,
-        start_images_seen=start_images_seen, resampled=bool(_get(data_cfg, "resampled", True)),
-        shuffle_buffer=int(_get(data_cfg, "shuffle_buffer", 1000)), endless=split == "train",
+        urls,
+        opts,
+        batch_size=batch_size,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
+        start_images_seen=start_images_seen,
+        resampled=bool(_get(data_cfg, "resampled", True)),
+        shuffle_buffer=int(_get(data_cfg, "shuffle_buffer", 1000)),
+        endless=split == "train",
     )
     kw = {"prefetch_factor": 2} if num_workers > 0 else {}
     # batches are assembled inside the workers (batch_size=None): workers with no shard simply end

@@ -57,10 +57,18 @@ SINGLE_TEMPLATES = (
     "a {c} {h} of {s} size",
 )
 TWO_TEMPLATES = {  # (template, swapped): swapped templates name the second canonical object first
-    "left of": (("{a} to the left of {b}", False), ("{a} left of {b}", False),
-                ("{b} to the right of {a}", True), ("{b} right of {a}", True)),
-    "above": (("{a} above {b}", False), ("{a} on top of {b}", False),
-              ("{b} below {a}", True), ("{b} under {a}", True)),
+    "left of": (
+        ("{a} to the left of {b}", False),
+        ("{a} left of {b}", False),
+        ("{b} to the right of {a}", True),
+        ("{b} right of {a}", True),
+    ),
+    "above": (
+        ("{a} above {b}", False),
+        ("{a} on top of {b}", False),
+        ("{b} below {a}", True),
+        ("{b} under {a}", True),
+    ),
 }
 
 
@@ -95,7 +103,10 @@ def world_params(data_cfg) -> dict:
 
 
 def world_dir(data_cfg) -> Path:
-    return cache_dir("toy", root=_get(data_cfg, "cache_dir", None)) / f"world-{params_key(world_params(data_cfg))}"
+    return (
+        cache_dir("toy", root=_get(data_cfg, "cache_dir", None))
+        / f"world-{params_key(world_params(data_cfg))}"
+    )
 
 
 def ensure_world(data_cfg, verbose: bool = True) -> Path:
@@ -112,7 +123,12 @@ def ensure_world(data_cfg, verbose: bool = True) -> Path:
         for split in SPLITS:
             write_split(tmp, split, params, workers)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-        (tmp / "params.json").write_text(json.dumps({**params, "generation_seconds": round(seconds, 2), "generation_cpu_seconds": round(cpu, 2)}, indent=1))
+        (tmp / "params.json").write_text(
+            json.dumps(
+                {**params, "generation_seconds": round(seconds, 2), "generation_cpu_seconds": round(cpu, 2)},
+                indent=1,
+            )
+        )
         try:
             os.rename(tmp, final)
         except OSError:  # another process finished first: its world is identical, use it
@@ -146,7 +162,9 @@ def _centre(u: np.ndarray, d: np.ndarray, lo, hi) -> np.ndarray:
 LAYOUTS = ("halves", "aligned")
 
 
-def sample_chunk(rng: np.random.Generator, n: int, two_object_share: float, layout: str = "halves") -> list[dict]:
+def sample_chunk(
+    rng: np.random.Generator, n: int, two_object_share: float, layout: str = "halves"
+) -> list[dict]:
     """``n`` canonical attribute records, drawn with vectorised numpy calls (one per quantity)."""
     two = rng.random(n) < two_object_share
     shape = rng.integers(0, len(SHAPES), (n, 2))
@@ -161,7 +179,9 @@ def sample_chunk(rng: np.random.Generator, n: int, two_object_share: float, layo
     diam = np.array([SIZE_FRACTION[s] for s in SIZES])[size]  # (n, 2)
     # one object: anywhere; two: the first (canonical) one in the left/top half, the second in
     # the right/bottom half, free along the other axis
-    along0 = np.where(two, _centre(u[:, 0, 0], diam[:, 0], 0.0, 0.5), _centre(u[:, 0, 0], diam[:, 0], 0.0, 1.0))
+    along0 = np.where(
+        two, _centre(u[:, 0, 0], diam[:, 0], 0.0, 0.5), _centre(u[:, 0, 0], diam[:, 0], 0.0, 1.0)
+    )
     along1 = _centre(u[:, 1, 0], diam[:, 1], 0.5, 1.0)
     across = _centre(u[:, :, 1], diam, 0.0, 1.0)
     if layout == "aligned":
@@ -178,8 +198,15 @@ def sample_chunk(rng: np.random.Generator, n: int, two_object_share: float, layo
         for j in range(k):
             along = along0[i] if j == 0 else along1[i]
             x, y = (along, across[i, j]) if rel != "above" else (across[i, j], along)
-            objs.append({"shape": SHAPES[shape[i, j]], "color": COLORS[color[i, j]], "size": SIZES[size[i, j]],
-                         "x": round(float(x), 4), "y": round(float(y), 4)})
+            objs.append(
+                {
+                    "shape": SHAPES[shape[i, j]],
+                    "color": COLORS[color[i, j]],
+                    "size": SIZES[size[i, j]],
+                    "x": round(float(x), 4),
+                    "y": round(float(y), 4),
+                }
+            )
         out.append({"objects": objs, "relation": rel})
     return out
 
@@ -207,12 +234,16 @@ def parse_caption(caption: str) -> dict | None:
     caption is not a toy-world caption. Inverse of :func:`make_caption` for all its templates, so
     any prompt in the world's language can be judged even without its ``.json``."""
     words = _WORD.findall(caption.lower())
-    tokens = [(f, w) for w in words for f, vocab in (("size", SIZES), ("color", COLORS), ("shape", SHAPES))
-              if w in vocab]
+    tokens = [
+        (f, w)
+        for w in words
+        for f, vocab in (("size", SIZES), ("color", COLORS), ("shape", SHAPES))
+        if w in vocab
+    ]
     shape_at = [i for i, (f, _) in enumerate(tokens) if f == "shape"]
     if len(shape_at) not in (1, 2):
         return None
-    groups = [tokens] if len(shape_at) == 1 else [tokens[: shape_at[0] + 1], tokens[shape_at[0] + 1:]]
+    groups = [tokens] if len(shape_at) == 1 else [tokens[: shape_at[0] + 1], tokens[shape_at[0] + 1 :]]
     objs = []
     for g in groups:
         o = dict(g)
@@ -301,7 +332,12 @@ def encode_png(img: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 1))
+        + chunk(b"IEND", b"")
+    )
 
 
 def make_chunk(params: dict, split: str, c: int) -> list[dict]:
