@@ -113,7 +113,7 @@ def bench(name: str, batch: int, steps: int) -> dict:
             "sample_gflop_per_img": round(sample_gflop, 3)}
 
 
-def quality(run_dir: str, n: int, groups: int, seeds: int) -> dict:
+def quality(run_dir: str, n: int, groups: int, seeds: int, data_overrides: list[str], grid: str | None) -> dict:
     from ldm_vs_gan.data import heldout_batch
     from ldm_vs_gan.data.judge import load_judge
     from ldm_vs_gan.metrics.diversity import group_diversity, pick_prompt_groups
@@ -121,6 +121,9 @@ def quality(run_dir: str, n: int, groups: int, seeds: int) -> dict:
     from ldm_vs_gan.training import load_run
 
     fam, cfg, info = load_run(run_dir)
+    for ov in data_overrides:  # e.g. judge.epochs=3 to use an already cached judge
+        key, value = ov.split("=", 1)
+        OmegaConf.update(cfg.data, key, OmegaConf.create({"v": value}).v, force_add=True)
     judge = load_judge(cfg.data)
     pool = heldout_batch(cfg.data, max(n, 1024))
 
@@ -137,6 +140,13 @@ def quality(run_dir: str, n: int, groups: int, seeds: int) -> dict:
                    for k, g in enumerate(idx)]
     real_groups = [judge.features(to_uint8(pool.images[g])).numpy() for g in idx]
     div_fake, div_real = group_diversity(fake_groups), group_diversity(real_groups)
+    if grid:  # rows: 8 prompts; columns: 8 seeds (mode collapse shows as identical rows)
+        from torchvision.utils import save_image
+
+        caps = [pool.captions[g[0]] for g in idx[:8]]
+        rows = [fam.generate([c] * 8, list(range(20_000 + 8 * r, 20_000 + 8 * r + 8))) for r, c in enumerate(caps)]
+        save_image(torch.cat(rows).float() / 255, grid, nrow=8, padding=1)
+        Path(grid).with_suffix(".txt").write_text("\n".join(caps) + "\n")
     return {"run": run_dir, "images_seen": info.get("images_seen"), "n": n,
             "single/overall": round(fid["single/overall"], 4), "single/strict": round(fid["single/strict"], 4),
             "two/overall": round(fid["two/overall"], 4), "overall": round(fid["overall"], 4),
@@ -155,10 +165,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=512, help="--quality: held-out prompts for fidelity")
     ap.add_argument("--groups", type=int, default=16, help="--quality: prompts for diversity")
     ap.add_argument("--seeds", type=int, default=8, help="--quality: images per diversity prompt")
+    ap.add_argument("--data", nargs="*", default=[], metavar="KEY=VALUE", help="--quality: data config overrides")
+    ap.add_argument("--grid", help="--quality: write an 8 prompts x 8 seeds PNG grid here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.quality:
-        print(quality(args.quality, args.n, args.groups, args.seeds), flush=True)
+        print(quality(args.quality, args.n, args.groups, args.seeds, args.data, args.grid), flush=True)
         return
     print(f"torch {torch.__version__}, {args.threads} threads, fp32, load average {os.getloadavg()}")
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
