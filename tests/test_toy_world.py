@@ -121,3 +121,18 @@ def test_aligned_layout_makes_relations_unambiguous():
     )
     with pytest.raises(ConfigError, match="data.layout"):
         toy.world_params({"layout": "diagonal"})
+
+
+def _ensure(cfg):
+    return str(toy.ensure_world(cfg, verbose=False))
+
+
+def test_concurrent_first_use_makes_one_world(tmp_path):
+    import multiprocessing as mp
+
+    cfg = small_cfg(tmp_path, n_train=200, n_heldout=20)
+    with mp.get_context("fork").Pool(2) as pool:
+        a, b = pool.map(_ensure, [cfg, cfg])
+    assert a == b
+    worlds = [p for p in (tmp_path / "toy").iterdir() if p.is_dir()]
+    assert len(worlds) == 1 and len(ShardIndex(toy.shard_paths(cfg, "train"))) == 200

@@ -279,6 +279,34 @@ def judge_dir(data_cfg) -> Path:
     )
 
 
+def _train_and_save(data_cfg, p: dict, final: Path, verbose: bool) -> None:
+    if (final / "meta.json").exists():  # trained by another process while we waited
+        return
+    net, info = train_judge(data_cfg, verbose)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{time.time_ns()}")
+    tmp.mkdir(parents=True)
+    try:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "weights.safetensors"))
+        meta = {"key": final.name.removeprefix("judge-"), "params": p, **info}
+        judge = ToyJudge(net, p["world"]["resolution"], meta, tmp / "weights.safetensors")
+        images, attrs = load_split(data_cfg, "heldout")
+        meta["heldout_accuracy"] = heldout_report(judge, images, attrs)
+        meta["heldout_n"] = len(attrs)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process cached its judge first: use that one
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if verbose:
+        print(
+            f"[judge] trained in {info['train_seconds']}s; held-out accuracy {meta['heldout_accuracy']}",
+            flush=True,
+        )
+
+
 _LOADED: dict[str, ToyJudge] = {}
 
 
@@ -295,31 +323,8 @@ def load_judge(data_cfg, verbose: bool = True) -> ToyJudge:
     if str(final) in _LOADED:
         return _LOADED[str(final)]
     if not (final / "meta.json").exists():
-        net, info = train_judge(data_cfg, verbose)
-        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{time.time_ns()}")
-        tmp.mkdir(parents=True)
-        try:
-            save_file(
-                {k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "weights.safetensors")
-            )
-            meta = {"key": final.name.removeprefix("judge-"), "params": p, **info}
-            judge = ToyJudge(net, p["world"]["resolution"], meta, tmp / "weights.safetensors")
-            images, attrs = load_split(data_cfg, "heldout")
-            meta["heldout_accuracy"] = heldout_report(judge, images, attrs)
-            meta["heldout_n"] = len(attrs)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-            try:
-                os.rename(tmp, final)
-            except OSError:  # another process cached its judge first: use that one
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if verbose:
-            print(
-                f"[judge] trained in {info['train_seconds']}s; held-out accuracy {meta['heldout_accuracy']}",
-                flush=True,
-            )
+        with toy.file_lock(final.with_name(final.name + ".lock")):  # DDP ranks: train once
+            _train_and_save(data_cfg, p, final, verbose)
     meta = json.loads((final / "meta.json").read_text())
     net = JudgeNet(p["world"]["resolution"], p["width"])
     net.load_state_dict(load_file(str(final / "weights.safetensors")))

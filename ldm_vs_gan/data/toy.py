@@ -21,6 +21,7 @@ processes never see half a world; it is regenerated exactly when its parameters 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -109,11 +110,36 @@ def world_dir(data_cfg) -> Path:
     )
 
 
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive advisory lock (fcntl) so that concurrent first uses (DDP ranks, parallel test
+    sessions) do the work once and the others wait for it; a no-op where fcntl does not exist.
+    Correctness never depends on it: results are still written atomically."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ensure_world(data_cfg, verbose: bool = True) -> Path:
     """The world's folder, generating it first if needed (atomic: tmp folder, then rename)."""
     final = world_dir(data_cfg)
     if (final / "params.json").exists():
         return final
+    with file_lock(final.with_name(final.name + ".lock")):
+        if (final / "params.json").exists():  # made by another process while we waited
+            return final
+        return _generate(data_cfg, final, verbose)
+
+
+def _generate(data_cfg, final: Path, verbose: bool) -> Path:
     params = world_params(data_cfg)
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{time.time_ns()}")
     tmp.mkdir(parents=True)
