@@ -42,11 +42,11 @@ def make_batches(n: int, batch: int, res: int) -> list[Batch]:
             for i in range(n)]
 
 
-def config(run_dir, steps, batch, hidden, res) -> OmegaConf:
+def config(run_dir, steps, batch, hidden, res, ema_every=1) -> OmegaConf:
     t = OmegaConf.load(REPO / "configs/trainer/default.yaml")
     t.merge_with({"max_images": steps * batch, "batch_size": batch, "log_every": steps * batch // 2,
                   "sample_every": 0, "eval_every": 0, "ckpt_every": 0, "progress": False, "precision": "fp32",
-                  "device": "cpu"})
+                  "device": "cpu", "ema": {"every": ema_every}})
     model = OmegaConf.load(REPO / "configs/model/regress.yaml")
     model.hidden = hidden
     return OmegaConf.create({"seed": 0, "run_dir": str(run_dir), "init_from": None, "model": model,
@@ -102,10 +102,11 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--res", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--ema-every", type=int, default=1, help="trainer.ema.every of the engine run")
     args = ap.parse_args()
     torch.set_num_threads(1)
     batches = make_batches(args.steps, args.batch, args.res)
-    cfg = config("unused", args.steps, args.batch, args.hidden, args.res)
+    cfg = config("unused", args.steps, args.batch, args.hidden, args.res, args.ema_every)
     res = {"bare": [], "bare+ema": [], "engine": []}
     for _ in range(args.repeats):  # interleaved, so load changes on a shared machine hit all three
         res["bare"].append(bare(cfg, batches, ema=False))
@@ -113,7 +114,7 @@ def main() -> None:
         res["engine"].append(engine(cfg.copy(), batches))
     med = {k: statistics.median(v) for k, v in res.items()}
     print(f"regress family hidden={args.hidden} batch={args.batch} res={args.res}, {args.steps} steps, "
-          f"1 thread, fp32, median of {args.repeats}")
+          f"1 thread, fp32, engine trainer.ema.every={args.ema_every}, median of {args.repeats}")
     for k, v in med.items():
         print(f"  {k:9s} {v:9.1f} img/s  {1000 * args.batch / v:7.2f} ms/step   runs: "
               + ", ".join(f"{x:.0f}" for x in res[k]))

@@ -112,3 +112,24 @@ def test_resume_refuses_another_model(tmp_path):
 
 def test_patch_helper_is_importable():
     patch_data()  # the subprocess runner uses it; it must not need anything the tests lack
+
+
+def test_run_leaves_the_callers_rng_streams_alone(tmp_path):
+    """run() inside a family's from_config (first-use stage training) must not shift the caller's
+    initialisation: the RNG streams are as before the call."""
+    import random
+
+    import numpy as np
+
+    from ldm_vs_gan.training import run
+
+    torch.manual_seed(5)
+    np.random.seed(5)
+    random.seed(5)
+    expected = (torch.rand(3), np.random.rand(), random.random())
+    torch.manual_seed(5)
+    np.random.seed(5)
+    random.seed(5)
+    run(make_cfg(tmp_path / "r", **{"trainer.max_images": 16}))
+    got = (torch.rand(3), np.random.rand(), random.random())
+    assert torch.equal(expected[0], got[0]) and expected[1:] == got[1:]

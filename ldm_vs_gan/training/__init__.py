@@ -1,8 +1,27 @@
 """The training engine (issue 3): one loop for every family (docs/CONTRACTS.md "Engine").
 
-``run(cfg) -> Path`` trains or resumes ``cfg.run_dir``; ``load_run(run_dir, weights="ema",
+``run(cfg) -> Path`` trains or resumes ``cfg.run_dir``; ``load_run(run_dir, *, weights="ema",
 device="cpu") -> (family, cfg, info)`` rebuilds a trained family. Imported lazily so that
 ``import ldm_vs_gan.training.family`` stays light.
+
+What a family can rely on (and must respect):
+
+- ``from_config(cfg)`` runs after ``seed_all(cfg.seed)`` on every rank (identical init), on the
+  CPU; the loop then moves the family to the device. Raise ``ConfigError`` there for settings that
+  cannot work: it reaches the user as one line before any training.
+- During a phase only that phase's networks have ``requires_grad=True``; the other networks are
+  frozen for the phase (gradients still flow *through* them to inputs, as GALIP's generator
+  phase needs), so a phase never leaves gradients in another phase's parameters.
+- ``loss`` runs under autocast (bf16/fp16 when configured); return the loss as any float dtype
+  (the loop casts it to fp32 before scaling). ``ctx.grad_scale`` is the fp16 scale of the phase.
+- With accumulation ``loss`` is called once per micro-batch; the loop averages (equal sizes).
+- Random draws in ``loss`` (noise, timesteps) come from the global torch RNG, which is per rank
+  and checkpointed: resume is exact; 1 vs N ranks see different noise (not bitwise comparable).
+- ``family.train()`` during steps, ``family.eval()`` + ``torch.no_grad()`` + EMA weights swapped
+  into the ``ema_network`` for ``preview``/``evaluate``/``quick_eval`` (rank 0 only).
+- ``run`` may be called inside a ``from_config`` (first-use stage training); under torchrun it
+  joins the existing process group, so every rank must make that call. It restores the caller's
+  RNG streams on return.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@ torchrun (and ``torch.distributed.run`` on several nodes) exports RANK, WORLD_SI
 MASTER_ADDR and MASTER_PORT; we read them, pick the device (``cuda:LOCAL_RANK`` or CPU) and the
 backend (NCCL on CUDA, gloo on CPU). A plain process is rank 0 of 1 and never touches
 ``torch.distributed``. If a process group already exists (``run`` called from inside another
-run, e.g. first-use training of the toy CLIP), it is reused and left alone at the end.
+run, e.g. first-use training of the toy CLIP, or a second ``run`` in the same process), it is
+reused; a group created here is destroyed when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from dataclasses import dataclass
@@ -70,12 +72,22 @@ def setup(device: str = "auto", timeout_s: float = 1800) -> DistInfo:
     dist.init_process_group(
         backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=timeout_s)
     )
+    # The group lives until the process exits, not until run() returns: destroying and creating
+    # a group again on torchrun's agent store can read the old group's stale addresses and hang,
+    # so a script that calls run() several times under torchrun reuses this one.
+    atexit.register(_destroy)
     return DistInfo(rank, world, local, dev, owns_group=True)
 
 
-def teardown(info: DistInfo) -> None:
-    if info.owns_group and dist.is_initialized():
+def _destroy() -> None:
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def teardown(info: DistInfo) -> None:
+    """End of a run. Nothing to do: the group stays (see :func:`setup`), and no collective here,
+    because after an exception on one rank a barrier would hang the others instead of letting
+    the launcher stop them."""
 
 
 def barrier(info: DistInfo) -> None:

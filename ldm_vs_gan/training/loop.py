@@ -39,9 +39,14 @@ def run(cfg: DictConfig) -> Path:
     OmegaConf.set_readonly(cfg, True)
     s = settings.read(cfg, distributed.env_world_size())  # config errors before any work
     info = distributed.setup(s.device, s.dist_timeout_s)
+    # run() may be called from inside another run (first-use training of a toy CLIP/VAE in a
+    # family's from_config): leave the caller's RNG streams as they were, so the caller's
+    # initialisation does not depend on whether the stage was cached or trained just now.
+    outer_rng = ckpt.rng_state()
     try:
         return Trainer(cfg, s, info).fit()
     finally:
+        ckpt.set_rng_state(outer_rng)
         distributed.teardown(info)
 
 
@@ -70,7 +75,7 @@ class Trainer:
                      for ph in self.phases}
         self.scalers = {ph.name: precision.make_scaler(self.precision, self.device) for ph in self.phases}
         ema_name = self.family.ema_network
-        self.ema = EMA(self.nets[ema_name], s.ema_decay, s.ema_warmup) if ema_name else None
+        self.ema = EMA(self.nets[ema_name], s.ema_decay, s.ema_warmup, s.ema_every) if ema_name else None
         # DDP only around the networks a phase trains; frozen components are never wrapped.
         trained = sorted({n for ph in self.phases for n in ph.networks})
         self.wrapped = {n: (DDP(self.nets[n], device_ids=[self.device.index] if self.device.type == "cuda"

@@ -31,6 +31,7 @@ class Settings:
     keep_checkpoints: int
     ema_decay: float
     ema_warmup: bool
+    ema_every: int
     sample_n: int
     sample_seed: int
     sample_nrow: int
@@ -88,6 +89,7 @@ def read(cfg: DictConfig, world_size: int) -> Settings:
         keep_checkpoints=_int(t, "keep_checkpoints"),
         ema_decay=float(ema.get("decay", 0.9999)),
         ema_warmup=bool(ema.get("warmup", True)),
+        ema_every=int(ema.get("every", 1)),
         sample_n=int(sample.get("n", 16)),
         sample_seed=int(sample.get("seed", 0)),
         sample_nrow=int(sample.get("nrow", 4)),
@@ -106,6 +108,7 @@ def read(cfg: DictConfig, world_size: int) -> Settings:
     )
     require(0.0 <= s.ema_decay < 1.0,
             f"trainer.ema.decay={s.ema_decay!r} is not allowed; choose a value in [0, 1)")
+    require(s.ema_every >= 1, f"trainer.ema.every={s.ema_every} must be an integer >= 1")
     require(s.eval_batch_size >= 1, f"trainer.eval.batch_size={s.eval_batch_size} must be >= 1")
     require(s.sample_n >= 0 and s.eval_n >= 0, "trainer.sample.n and trainer.eval.n must be >= 0")
     return s
