@@ -42,6 +42,19 @@ def test_real_images_score_far_above_noise(cfg):
     assert judge.heldout_accuracy["color"] > 0.8
 
 
+def test_first_use_under_no_grad_trains(tmp_path):
+    tiny = {
+        "name": "toy",
+        "n_train": 128,
+        "n_heldout": 16,
+        "cache_dir": str(tmp_path),
+        "judge": {"epochs": 1, "batch_size": 32, "width": 4},
+    }
+    with torch.no_grad():  # quick evaluation calls load_judge inside no_grad
+        judge = load_judge(tiny, verbose=False)
+    assert judge.features(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 32)
+
+
 def test_cached_and_identified(cfg):
     a = load_judge(cfg, verbose=False)
     assert len(a.sha256) == 64 and a.name.startswith("toy-judge-")

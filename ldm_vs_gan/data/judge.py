@@ -230,6 +230,12 @@ def heldout_report(judge: ToyJudge, images: torch.Tensor, attrs: list[dict]) -> 
 
 
 def train_judge(data_cfg, verbose: bool = True) -> tuple[JudgeNet, dict]:
+    # first use may come from inside an evaluation under no_grad / inference_mode: train anyway
+    with torch.inference_mode(False), torch.enable_grad():
+        return _train_judge(data_cfg, verbose)
+
+
+def _train_judge(data_cfg, verbose: bool) -> tuple[JudgeNet, dict]:
     p = judge_params(data_cfg)
     images, attrs = load_split(data_cfg, "train")
     labels = encode_labels(attrs)
