@@ -155,12 +155,41 @@ def quality(run_dir: str, n: int, groups: int, seeds: int, data_overrides: list[
             "sampling_img_per_s": round(n / sample_s, 1), "judge": judge.name}
 
 
+def flops_only(name: str) -> dict:
+    """GFLOP per image of a training step (D + G) and of sampling, counted on the meta device
+    (shapes only: instant, load-independent; divide by an achieved GFLOP/s to get img/s)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ldm_vs_gan.data.batch import Batch
+    from ldm_vs_gan.training.family import StepContext
+
+    with torch.device("meta"):
+        fam, res = build(name)
+    nets, n = fam.networks(), 2
+    b = Batch(torch.zeros(n, 3, res, res, device="meta"), ["a small red circle"] * n)
+    out = {"config": name, "resolution": res}
+    for ph in fam.phases():
+        for k, m in nets.items():
+            m.requires_grad_(k in ph.networks)
+        c = FlopCounterMode(display=False)
+        with c:
+            loss, _ = fam.loss(ph.name, b, StepContext(nets=nets))
+            loss.backward()
+        out[f"{ph.name}_gflop_per_img"] = round(c.get_total_flops() / n / 1e9, 2)
+    c = FlopCounterMode(display=False)
+    with c, torch.no_grad():
+        fam.generator(torch.zeros(n, fam.z_dim, device="meta"), torch.zeros(n, fam.clip.embed_dim, device="meta"))
+    out["sample_gflop_per_img"] = round(c.get_total_flops() / n / 1e9, 3)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["toy", "vit_b32"])
     ap.add_argument("--batch", type=int, default=8, help="images per step (both phases)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--flops-only", action="store_true", help="count GFLOP/img on the meta device, no timing")
     ap.add_argument("--quality", metavar="RUN_DIR", help="judge fidelity and diversity of a toy run")
     ap.add_argument("--n", type=int, default=512, help="--quality: held-out prompts for fidelity")
     ap.add_argument("--groups", type=int, default=16, help="--quality: prompts for diversity")
@@ -181,7 +210,7 @@ def main() -> None:
     print(f"fp32 GEMM 1024^3 right now: {5 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9:.1f} GFLOP/s "
           "(about 270 on 2 idle cores: scale the img/s below by the ratio when the machine is shared)")
     for name in args.configs:
-        print(bench(name, args.batch, args.steps), flush=True)
+        print(flops_only(name) if args.flops_only else bench(name, args.batch, args.steps), flush=True)
 
 
 if __name__ == "__main__":
