@@ -7,8 +7,12 @@ real work) on the same in-memory batches, fp32 on CPU, one thread:
 - bare+EMA: the same plus the EMA update (a feature, not overhead, but it costs a pass over the
   weights, so it is shown apart);
 - engine: ``ldm_vs_gan.training.run`` with logging at two points only, no samples, no evaluation,
-  no periodic checkpoints; its throughput is the ``img_per_s`` of the second log record (steady
-  state: the first step, measured by the FLOP counter, and the final checkpoint are excluded).
+  no periodic checkpoints. Its step time is the time between two batch requests of the loop
+  (everything the loop does per step), taken by the stand-in loader.
+
+The statistic is the median per-step **CPU time** of this process (``time.process_time``, one
+thread) over all steps but the first five: robust on a shared machine where wall time depends on
+the neighbours. Median wall times are printed next to it.
 
     .venv/bin/python benchmarks/bench_loop.py [--steps 200] [--batch 64] [--hidden 512]
 """
@@ -16,7 +20,6 @@ real work) on the same in-memory batches, fp32 on CPU, one thread:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -49,11 +52,23 @@ def config(run_dir, steps, batch, hidden, res, ema_every=1) -> OmegaConf:
                   "device": "cpu", "ema": {"every": ema_every}})
     model = OmegaConf.load(REPO / "configs/model/regress.yaml")
     model.hidden = hidden
+    model.grad_clip = None  # clipping is a family setting; the bare step has none, so neither here
     return OmegaConf.create({"seed": 0, "run_dir": str(run_dir), "init_from": None, "model": model,
                              "data": {"name": "bench", "resolution": res}, "trainer": t, "logger": {"name": "none"}})
 
 
-def bare(cfg, batches, ema: bool) -> float:
+def _medians(stamps: list[tuple[float, float]], warm: int = 5) -> tuple[float, float]:
+    """Median per-step (cpu, wall) seconds from successive (process_time, perf_counter) stamps."""
+    cpu = [b[0] - a[0] for a, b in zip(stamps[warm:], stamps[warm + 1:])]
+    wall = [b[1] - a[1] for a, b in zip(stamps[warm:], stamps[warm + 1:])]
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def _stamp() -> tuple[float, float]:
+    return time.process_time(), time.perf_counter()
+
+
+def bare(cfg, batches, ema: bool) -> tuple[float, float]:
     from hydra.utils import get_class
 
     from ldm_vs_gan.training.ema import EMA
@@ -66,10 +81,9 @@ def bare(cfg, batches, ema: bool) -> float:
             for p in phases}
     avg = EMA(nets[fam.ema_network], 0.999) if ema else None
     ctx = StepContext(nets=nets)
-    warm = 5
-    for i, b in enumerate(batches):
-        if i == warm:
-            t0 = time.perf_counter()
+    stamps = []
+    for b in batches:
+        stamps.append(_stamp())
         for p in phases:
             opts[p.name].zero_grad(set_to_none=True)
             loss, _ = fam.loss(p.name, b, ctx)
@@ -77,22 +91,26 @@ def bare(cfg, batches, ema: bool) -> float:
             opts[p.name].step()
         if avg is not None:
             avg.update()
-    return (len(batches) - warm) * len(batches[0]) / (time.perf_counter() - t0)
+    stamps.append(_stamp())
+    return _medians(stamps)
 
 
-def engine(cfg, batches) -> float:
+def engine(cfg, batches) -> tuple[float, float]:
     import ldm_vs_gan.data as data
     from ldm_vs_gan.training import run
 
+    stamps = []
+
     def loader(*a, **k):
-        return iter(batches)
+        for b in batches:  # the loop asks for exactly len(batches) batches
+            stamps.append(_stamp())
+            yield b
 
     data.build_loader = loader
     with tempfile.TemporaryDirectory() as d:
         cfg.run_dir = d
         run(cfg)
-        recs = [json.loads(line) for line in (Path(d) / "metrics.jsonl").read_text().splitlines()]
-    return recs[-1]["img_per_s"]
+    return _medians(stamps)  # intervals between requests: whole loop iterations
 
 
 def main() -> None:
@@ -112,14 +130,18 @@ def main() -> None:
         res["bare"].append(bare(cfg, batches, ema=False))
         res["bare+ema"].append(bare(cfg, batches, ema=True))
         res["engine"].append(engine(cfg.copy(), batches))
-    med = {k: statistics.median(v) for k, v in res.items()}
+    cpu = {k: statistics.median(c for c, _ in v) for k, v in res.items()}
+    wall = {k: statistics.median(w for _, w in v) for k, v in res.items()}
     print(f"regress family hidden={args.hidden} batch={args.batch} res={args.res}, {args.steps} steps, "
-          f"1 thread, fp32, engine trainer.ema.every={args.ema_every}, median of {args.repeats}")
-    for k, v in med.items():
-        print(f"  {k:9s} {v:9.1f} img/s  {1000 * args.batch / v:7.2f} ms/step   runs: "
-              + ", ".join(f"{x:.0f}" for x in res[k]))
-    print(f"  engine overhead over bare step:     {100 * (med['bare'] / med['engine'] - 1):+.1f}%")
-    print(f"  engine overhead over bare step+EMA: {100 * (med['bare+ema'] / med['engine'] - 1):+.1f}%")
+          f"1 thread, fp32, engine trainer.ema.every={args.ema_every}, median of {args.repeats} runs")
+    for k in res:
+        print(f"  {k:9s} cpu {1000 * cpu[k]:7.2f} ms/step ({args.batch / cpu[k]:7.1f} img/s)   "
+              f"wall {1000 * wall[k]:7.2f} ms/step   per-run cpu: "
+              + ", ".join(f"{1000 * c:.2f}" for c, _ in res[k]))
+    print(f"  engine overhead over bare step:     {100 * (cpu['engine'] / cpu['bare'] - 1):+.1f}% (cpu), "
+          f"{100 * (wall['engine'] / wall['bare'] - 1):+.1f}% (wall)")
+    print(f"  engine overhead over bare step+EMA: {100 * (cpu['engine'] / cpu['bare+ema'] - 1):+.1f}% (cpu), "
+          f"{100 * (wall['engine'] / wall['bare+ema'] - 1):+.1f}% (wall)")
 
 
 if __name__ == "__main__":
