@@ -122,7 +122,7 @@ def main():
           f"threads={torch.get_num_threads()} channels_last={args.channels_last} load={os.getloadavg()[0]:.2f}")
     print(f"params: ours {n_ours:,}  diffusers {n_theirs:,}  diff {100 * (n_ours - n_theirs) / n_theirs:+.2f}%")
     print(f"train step FLOPs: ours {flops_ours / 1e9:.1f} G  diffusers {flops_theirs / 1e9:.1f} G")
-    print(f"img/s: ours {ips['ours']:.1f}  diffusers {ips['diffusers']:.1f}  ratio {ips['ours'] / ips['diffusers']:.3f}")
+    print(f"img/s: ours {ips['ours']:.2f}  diffusers {ips['diffusers']:.2f}  ratio {ips['ours'] / ips['diffusers']:.3f}")
     print(f"GEMM peak (2048x2048 fp32): {peak / 1e9:.0f} GFLOP/s")
     for k, fl in (("ours", flops_ours), ("diffusers", flops_theirs)):
         ach = fl / med[k]
