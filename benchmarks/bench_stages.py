@@ -5,7 +5,7 @@
     python benchmarks/bench_stages.py --out /tmp/stages --threads 2
 
 Each stage is composed exactly as first-use resolution does (``configs/model/<stage>.yaml`` with its
-``stage_trainer`` budget; ``ldm_vs_gan/components/resolve.py``) and trained through the engine
+``configs/trainer/<stage>_stage.yaml`` budget; ``ldm_vs_gan/components/resolve.py``) and trained through the engine
 (``ldm_vs_gan.training.run``) into a fresh run dir. Printed per stage: the held-out metric of the
 final evaluation (CLIP: text->image retrieval top-1 on single- and two-object captions; VAE:
 reconstruction PSNR in dB and the measured latent scaling factor), wall time, the process's CPU

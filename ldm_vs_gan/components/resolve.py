@@ -2,7 +2,7 @@
 
 When a family asks for the toy CLIP or VAE (``clip=toy``, ``autoencoder=toy``) and none is cached
 for this toy world, the stage (``model=clip`` / ``model=vae``) is trained with its default config
-(``configs/model/<stage>.yaml``, budget from its ``stage_trainer``), saying so on stderr with the
+(``configs/model/<stage>.yaml``, budget from ``configs/trainer/<stage>_stage.yaml``), saying so on stderr with the
 engine's progress bar, into ``<cache>/stages/<stage>-<key>/`` (a normal run directory), and the
 caller goes on. The key hashes everything that makes the stage: the world's parameters, the
 stage's model and trainer config, the seed. So ``python -m ldm_vs_gan.train model=ldm`` works on a
@@ -61,19 +61,6 @@ def _compose(overrides: list[str]):
         return compose("train", overrides=overrides)
 
 
-def _flat(prefix: str, node) -> list[str]:
-    """{"a": 1, "b": {"c": 2}} -> ["prefix.a=1", "prefix.b.c=2"] (Hydra override strings)."""
-    out = []
-    for k, v in node.items():
-        if isinstance(v, dict):
-            out += _flat(f"{prefix}.{k}", v)
-        else:
-            out.append(
-                f"{prefix}.{k}={json.dumps(v) if isinstance(v, (list, str)) else ('null' if v is None else v)}"
-            )
-    return out
-
-
 def _data_identity(data_cfg) -> dict:
     """What in the data config determines the stage's training data."""
     d = OmegaConf.to_container(data_cfg, resolve=True) if OmegaConf.is_config(data_cfg) else dict(data_cfg)
@@ -90,9 +77,8 @@ def stage_config(kind: str, comp_cfg, data_cfg):
     """The full config of the toy stage ``kind`` (``clip`` | ``vae``) for this data."""
     extra = list(comp_cfg.get("stage_overrides", None) or []) if comp_cfg is not None else []
     base = [f"model={kind}", "logger=none"]
-    first = _compose(base + extra)
-    st = OmegaConf.to_container(first.model.get("stage_trainer", None) or {}, resolve=True)
-    cfg = _compose(base + _flat("trainer", st) + extra)  # explicit stage_overrides win
+    # model=<kind> picks its budget preset (configs/trainer/<kind>_stage.yaml); stage_overrides win.
+    cfg = _compose(base + extra)
     with open_dict(cfg):
         cfg.data = OmegaConf.create(
             OmegaConf.to_container(data_cfg, resolve=True)

@@ -178,8 +178,9 @@ class Trainer:
         if scaler is not None:
             scaler.unscale_(opt)
         gnorm = grad_norm(self.phase_params[ph.name], ph.optimizer.grad_clip)
-        scalars[f"{ph.name}/loss"] = loss_sum
-        scalars[f"{ph.name}/grad_norm"] = gnorm.detach().float()
+        # Summed over the steps since the last log; _log_record divides by their number.
+        scalars[f"{ph.name}/loss"] = scalars.get(f"{ph.name}/loss", 0.0) + loss_sum
+        scalars[f"{ph.name}/grad_norm"] = scalars.get(f"{ph.name}/grad_norm", 0.0) + gnorm.detach().float()
         # fp16: an inf gradient is the scaler's business (it skips the step and lowers the scale);
         # a non-finite loss is not.
         bad_grad = scaler is None and not bool(torch.isfinite(gnorm))
