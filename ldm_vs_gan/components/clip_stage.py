@@ -65,9 +65,15 @@ class CLIPStage(Family):
         warm_scale: float | None = None,
         grad_clip: float | None = 1.0,
         betas=(0.9, 0.98),
+        ema: bool = False,
     ):
         super().__init__()
         self.arch = arch
+        # The engine applies no LR decay (only warm-up), and a constant-LR end point is noisy:
+        # an EMA of the weights (a Polyak tail average, which the engine's EMA warm-up
+        # d_n = (1+n)/(10+n) gives on a short run) stands in for the decay. weights/ and the
+        # evaluation then use the averaged network.
+        self.ema_network = "clip" if ema else None
         self.clip = build_open_clip(arch)
         if warm_scale is not None:  # initial temperature 1/warm_scale (CLIP: 1/0.07)
             with torch.no_grad():
@@ -95,6 +101,7 @@ class CLIPStage(Family):
             warm_scale=_get(m, "init_logit_scale", None),
             grad_clip=_get(m, "grad_clip", 1.0),
             betas=tuple(_get(m, "betas", (0.9, 0.98))),
+            ema=bool(_get(m, "ema", False)),
         )
 
     def phases(self) -> list[Phase]:

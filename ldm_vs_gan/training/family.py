@@ -57,6 +57,10 @@ class StepContext:
         ``torch.autograd.grad`` and divides the gradients by it afterwards (PyTorch AMP recipe for
         gradient penalties), so fp16 does not underflow and the penalty is unscaled correctly.
     images_seen: global images seen before this step (for schedules inside a family, if any).
+
+    During a phase only that phase's networks have ``requires_grad`` on (gradients still flow
+    through the others to their inputs). ``loss`` is called once per micro-batch under autocast;
+    the loop casts it to fp32.
     """
 
     nets: dict[str, nn.Module]
