@@ -27,7 +27,7 @@ from ldm_vs_gan.training import distributed, precision, settings
 from ldm_vs_gan.training.ema import EMA
 from ldm_vs_gan.training.family import Family, StepContext
 from ldm_vs_gan.training.guards import NonFiniteError, StopSignals
-from ldm_vs_gan.training.optim import build_optimizer, grad_norm, set_lr, warmup_factor
+from ldm_vs_gan.training.optim import build_optimizer, grad_norm, lr_factor, set_lr
 from ldm_vs_gan.training.previews import Previewer
 from ldm_vs_gan.training.rundir import RunDir, init_weights_from
 from ldm_vs_gan.training.runlog import RunLogger
@@ -193,7 +193,8 @@ class Trainer:
                 scaler.update()
             return False
         peak = ph.optimizer.lr
-        set_lr(opt, peak * warmup_factor(self.images_seen + self.s.batch_size, self.s.warmup_images))
+        s = self.s
+        set_lr(opt, peak * lr_factor(self.images_seen + s.batch_size, s.warmup_images, s.lr_decay, s.max_images, s.min_lr_ratio))
         if scaler is not None:
             scaler.step(opt)
             scaler.update()

@@ -34,6 +34,20 @@ def warmup_factor(images_seen: int, warmup_images: int) -> float:
     return min(1.0, images_seen / warmup_images)
 
 
+LR_DECAYS = ("none", "cosine")
+
+
+def lr_factor(images_seen: int, warmup_images: int, decay: str, max_images: int, min_ratio: float) -> float:
+    """Multiplier of each phase's peak lr for the step that ends at ``images_seen``: linear
+    warm-up, then constant (``none``) or half-cosine down to ``min_ratio`` at ``max_images``
+    (``cosine``; Loshchilov & Hutter 2017, SGDR eq. 5 without restarts). Both axes are images seen."""
+    f = warmup_factor(images_seen, warmup_images)
+    if decay == "cosine" and max_images > warmup_images:
+        progress = min(1.0, max(0.0, (images_seen - warmup_images) / (max_images - warmup_images)))
+        f *= min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return f
+
+
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     for g in opt.param_groups:
         g["lr"] = lr

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from ldm_vs_gan.errors import ConfigError, bad_value, require
+from ldm_vs_gan.training.optim import LR_DECAYS
 from ldm_vs_gan.training.precision import PRECISIONS
 
 ON_NONFINITE = ("stop", "skip")
@@ -23,6 +24,8 @@ class Settings:
     precision: str
     device: str
     warmup_images: int
+    lr_decay: str
+    min_lr_ratio: float
     on_nonfinite: str
     log_every: int
     sample_every: int
@@ -68,6 +71,9 @@ def read(cfg: DictConfig, world_size: int) -> Settings:
     precision = t.get("precision", "auto")
     if precision not in PRECISIONS:
         raise bad_value("trainer.precision", precision, PRECISIONS)
+    lr_decay = t.get("lr_decay", "none")
+    if lr_decay not in LR_DECAYS:
+        raise bad_value("trainer.lr_decay", lr_decay, LR_DECAYS)
     on_nf = t.get("on_nonfinite", "stop")
     if on_nf not in ON_NONFINITE:
         raise bad_value("trainer.on_nonfinite", on_nf, ON_NONFINITE)
@@ -81,6 +87,8 @@ def read(cfg: DictConfig, world_size: int) -> Settings:
         precision=precision,
         device=t.get("device", "auto"),
         warmup_images=_int(t, "warmup_images"),
+        lr_decay=lr_decay,
+        min_lr_ratio=float(t.get("min_lr_ratio", 0.0)),
         on_nonfinite=on_nf,
         log_every=_int(t, "log_every"),
         sample_every=_int(t, "sample_every"),
