@@ -32,6 +32,15 @@ def test_positives_pair_equal_content_only():
     assert plain.tolist() == [[True, False], [False, True]]  # no attributes (LAION): one-hot CLIP
 
 
+def test_ema_switch_names_the_averaged_network(tmp_path):
+    from ldm_vs_gan.components.clip_stage import CLIPStage
+
+    on = CLIPStage.from_config(stage_cfg("clip", tmp_path / "a", extra=["model.ema=true"]))
+    off = CLIPStage.from_config(stage_cfg("clip", tmp_path / "b", extra=["model.ema=false"]))
+    assert on.ema_network == "clip" and off.ema_network is None
+    assert type(on).ema_network is None  # the switch is per instance, not a class change
+
+
 def test_tiny_clip_stage_trains_and_loads_as_frozen_clip(tmp_path):
     torch.set_num_threads(1)
     from ldm_vs_gan.training import load_run, run
@@ -42,6 +51,9 @@ def test_tiny_clip_stage_trains_and_loads_as_frozen_clip(tmp_path):
     ev = [r for r in rows if "eval/retrieval_top1_single" in r]
     assert ev and 0.0 <= ev[-1]["eval/retrieval_top1_single"] <= 1.0
     assert (rd / "weights/clip.safetensors").is_file() and list((rd / "samples").glob("*.png"))
+    # the default recipe averages the weights (model.ema): weights/ holds the EMA network
+    manifest = json.loads((rd / "weights/manifest.json").read_text())
+    assert manifest["ema_network"] == "clip" and manifest["networks"]["clip"]["ema"] is True
     fam, _, _ = load_run(rd)
     clip = build_clip({"source": "run", "path": str(rd)})
     assert clip.info["source"] == "run" and clip.vit_grid == (4, 4) and clip.token_dim == 32
