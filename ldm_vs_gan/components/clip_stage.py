@@ -69,9 +69,9 @@ class CLIPStage(Family):
     ):
         super().__init__()
         self.arch = arch
-        # The engine applies no LR decay (only warm-up), and a constant-LR end point is noisy:
-        # an EMA of the weights (a Polyak tail average, which the engine's EMA warm-up
-        # d_n = (1+n)/(10+n) gives on a short run) stands in for the decay. weights/ and the
+        # A short constant-LR run ends at noisy weights: an EMA of the weights (a Polyak tail
+        # average, which the engine's EMA warm-up d_n = (1+n)/(10+n) gives on a short run)
+        # smooths the end point, with or without the trainer's LR decay. weights/ and the
         # evaluation then use the averaged network.
         self.ema_network = "clip" if ema else None
         self.clip = build_open_clip(arch)
