@@ -6,6 +6,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# One intra-op thread per process: the tests' models are tiny (threads buy nothing) and the DDP and
+# CLI tests start several processes at once; OpenMP threads oversubscribing 2 cores spin-wait and
+# slow everything down by an order of magnitude. Set before torch is imported; inherited by children.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
