@@ -33,8 +33,8 @@ train: $(STAMP)
 	$(BIN)/python -m ldm_vs_gan.train model=ldm $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ldm_vs_gan tests experiments
-	$(BIN)/ruff format --check ldm_vs_gan tests experiments
+	$(BIN)/ruff check ldm_vs_gan tests experiments benchmarks
+	$(BIN)/ruff format --check ldm_vs_gan tests experiments benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache
