@@ -35,10 +35,17 @@ import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-OFFICIAL = {"z_dim": 100,
-            "generator": {"bridge_channels": 64, "bridge_mid_channels": 32, "bridge_blocks": 4, "ngf": 64,
-                          "max_mult": 8},
-            "discriminator": {"out_channels": 512, "assessor_channels": 128}}
+OFFICIAL = {
+    "z_dim": 100,
+    "generator": {
+        "bridge_channels": 64,
+        "bridge_mid_channels": 32,
+        "bridge_blocks": 4,
+        "ngf": 64,
+        "max_mult": 8,
+    },
+    "discriminator": {"out_channels": 512, "assessor_channels": 128},
+}
 
 
 def build(name: str):
@@ -72,8 +79,14 @@ def bench(name: str, batch: int, steps: int) -> dict:
     torch.manual_seed(0)
     fam, res = build(name)
     nets = fam.networks()
-    opts = {ph.name: torch.optim.Adam([p for n in ph.networks for p in nets[n].parameters()],
-                                      lr=ph.optimizer.lr, betas=ph.optimizer.betas) for ph in fam.phases()}
+    opts = {
+        ph.name: torch.optim.Adam(
+            [p for n in ph.networks for p in nets[n].parameters()],
+            lr=ph.optimizer.lr,
+            betas=ph.optimizer.betas,
+        )
+        for ph in fam.phases()
+    }
     caps = ["a small red circle", "a large blue square to the left of a green cross"] * batch
     b = Batch(torch.rand(batch, 3, res, res) * 2 - 1, caps[:batch])
 
@@ -107,13 +120,22 @@ def bench(name: str, batch: int, steps: int) -> dict:
     sample_ips = steps * batch / (time.perf_counter() - t)
     g = sum(p.numel() for p in fam.generator.parameters())
     d = sum(p.numel() for p in fam.discriminator.parameters())
-    return {"config": name, "resolution": res, "batch": batch, "G_params_M": round(g / 1e6, 2),
-            "D_params_M": round(d / 1e6, 2), "train_img_per_s": round(train_ips, 2),
-            "sample_img_per_s": round(sample_ips, 2), "train_gflop_per_img": round(train_gflop, 2),
-            "sample_gflop_per_img": round(sample_gflop, 3)}
+    return {
+        "config": name,
+        "resolution": res,
+        "batch": batch,
+        "G_params_M": round(g / 1e6, 2),
+        "D_params_M": round(d / 1e6, 2),
+        "train_img_per_s": round(train_ips, 2),
+        "sample_img_per_s": round(sample_ips, 2),
+        "train_gflop_per_img": round(train_gflop, 2),
+        "sample_gflop_per_img": round(sample_gflop, 3),
+    }
 
 
-def quality(run_dir: str, n: int, groups: int, seeds: int, data_overrides: list[str], grid: str | None) -> dict:
+def quality(
+    run_dir: str, n: int, groups: int, seeds: int, data_overrides: list[str], grid: str | None
+) -> dict:
     from ldm_vs_gan.data import heldout_batch
     from ldm_vs_gan.data.judge import load_judge
     from ldm_vs_gan.metrics.diversity import group_diversity, pick_prompt_groups
@@ -128,31 +150,48 @@ def quality(run_dir: str, n: int, groups: int, seeds: int, data_overrides: list[
     pool = heldout_batch(cfg.data, max(n, 1024))
 
     def gen(caps, seed0):
-        return torch.cat([fam.generate(caps[i:i + 64], list(range(seed0 + i, seed0 + i + len(caps[i:i + 64]))))
-                          for i in range(0, len(caps), 64)])
+        return torch.cat(
+            [
+                fam.generate(caps[i : i + 64], list(range(seed0 + i, seed0 + i + len(caps[i : i + 64]))))
+                for i in range(0, len(caps), 64)
+            ]
+        )
 
     t = time.perf_counter()
     fake = gen(pool.captions[:n], 0)
     fid = judge.fidelity(fake, pool.attributes[:n])
     sample_s = time.perf_counter() - t
     idx = pick_prompt_groups(pool.captions, pool.attributes, groups, seeds)
-    fake_groups = [judge.features(gen([pool.captions[i] for i in g], 10_000 + 100 * k)).numpy()
-                   for k, g in enumerate(idx)]
+    fake_groups = [
+        judge.features(gen([pool.captions[i] for i in g], 10_000 + 100 * k)).numpy()
+        for k, g in enumerate(idx)
+    ]
     real_groups = [judge.features(to_uint8(pool.images[g])).numpy() for g in idx]
     div_fake, div_real = group_diversity(fake_groups), group_diversity(real_groups)
     if grid:  # rows: 8 prompts; columns: 8 seeds (mode collapse shows as identical rows)
         from torchvision.utils import save_image
 
         caps = [pool.captions[g[0]] for g in idx[:8]]
-        rows = [fam.generate([c] * 8, list(range(20_000 + 8 * r, 20_000 + 8 * r + 8))) for r, c in enumerate(caps)]
+        rows = [
+            fam.generate([c] * 8, list(range(20_000 + 8 * r, 20_000 + 8 * r + 8))) for r, c in enumerate(caps)
+        ]
         save_image(torch.cat(rows).float() / 255, grid, nrow=8, padding=1)
         Path(grid).with_suffix(".txt").write_text("\n".join(caps) + "\n")
-    return {"run": run_dir, "images_seen": info.get("images_seen"), "n": n,
-            "single/overall": round(fid["single/overall"], 4), "single/strict": round(fid["single/strict"], 4),
-            "two/overall": round(fid["two/overall"], 4), "overall": round(fid["overall"], 4),
-            "diversity_groups": f"{len(idx)}x{seeds}", "diversity_fake": round(div_fake, 4),
-            "diversity_real": round(div_real, 4), "diversity_ratio": round(div_fake / div_real, 3),
-            "sampling_img_per_s": round(n / sample_s, 1), "judge": judge.name}
+    return {
+        "run": run_dir,
+        "images_seen": info.get("images_seen"),
+        "n": n,
+        "single/overall": round(fid["single/overall"], 4),
+        "single/strict": round(fid["single/strict"], 4),
+        "two/overall": round(fid["two/overall"], 4),
+        "overall": round(fid["overall"], 4),
+        "diversity_groups": f"{len(idx)}x{seeds}",
+        "diversity_fake": round(div_fake, 4),
+        "diversity_real": round(div_real, 4),
+        "diversity_ratio": round(div_fake / div_real, 3),
+        "sampling_img_per_s": round(n / sample_s, 1),
+        "judge": judge.name,
+    }
 
 
 def flops_only(name: str) -> dict:
@@ -178,7 +217,9 @@ def flops_only(name: str) -> dict:
         out[f"{ph.name}_gflop_per_img"] = round(c.get_total_flops() / n / 1e9, 2)
     c = FlopCounterMode(display=False)
     with c, torch.no_grad():
-        fam.generator(torch.zeros(n, fam.z_dim, device="meta"), torch.zeros(n, fam.clip.embed_dim, device="meta"))
+        fam.generator(
+            torch.zeros(n, fam.z_dim, device="meta"), torch.zeros(n, fam.clip.embed_dim, device="meta")
+        )
     out["sample_gflop_per_img"] = round(c.get_total_flops() / n / 1e9, 3)
     return out
 
@@ -194,7 +235,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=512, help="--quality: held-out prompts for fidelity")
     ap.add_argument("--groups", type=int, default=16, help="--quality: prompts for diversity")
     ap.add_argument("--seeds", type=int, default=8, help="--quality: images per diversity prompt")
-    ap.add_argument("--data", nargs="*", default=[], metavar="KEY=VALUE", help="--quality: data config overrides")
+    ap.add_argument(
+        "--data", nargs="*", default=[], metavar="KEY=VALUE", help="--quality: data config overrides"
+    )
     ap.add_argument("--grid", help="--quality: write an 8 prompts x 8 seeds PNG grid here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -207,8 +250,10 @@ def main() -> None:
     t = time.perf_counter()
     for _ in range(5):
         a @ b
-    print(f"fp32 GEMM 1024^3 right now: {5 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9:.1f} GFLOP/s "
-          "(about 270 on 2 idle cores: scale the img/s below by the ratio when the machine is shared)")
+    print(
+        f"fp32 GEMM 1024^3 right now: {5 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9:.1f} GFLOP/s "
+        "(about 270 on 2 idle cores: scale the img/s below by the ratio when the machine is shared)"
+    )
     for name in args.configs:
         print(flops_only(name) if args.flops_only else bench(name, args.batch, args.steps), flush=True)
 

@@ -41,26 +41,48 @@ from ldm_vs_gan.training.family import StepContext  # noqa: E402
 
 def make_batches(n: int, batch: int, res: int) -> list[Batch]:
     g = torch.Generator().manual_seed(0)
-    return [Batch(torch.rand(batch, 3, res, res, generator=g) * 2 - 1, [f"caption {i}-{j}" for j in range(batch)])
-            for i in range(n)]
+    return [
+        Batch(torch.rand(batch, 3, res, res, generator=g) * 2 - 1, [f"caption {i}-{j}" for j in range(batch)])
+        for i in range(n)
+    ]
 
 
 def config(run_dir, steps, batch, hidden, res, ema_every=1) -> OmegaConf:
     t = OmegaConf.load(REPO / "configs/trainer/default.yaml")
-    t.merge_with({"max_images": steps * batch, "batch_size": batch, "log_every": steps * batch // 2,
-                  "sample_every": 0, "eval_every": 0, "ckpt_every": 0, "progress": False, "precision": "fp32",
-                  "device": "cpu", "ema": {"every": ema_every}})
+    t.merge_with(
+        {
+            "max_images": steps * batch,
+            "batch_size": batch,
+            "log_every": steps * batch // 2,
+            "sample_every": 0,
+            "eval_every": 0,
+            "ckpt_every": 0,
+            "progress": False,
+            "precision": "fp32",
+            "device": "cpu",
+            "ema": {"every": ema_every},
+        }
+    )
     model = OmegaConf.load(REPO / "configs/model/regress.yaml")
     model.hidden = hidden
     model.grad_clip = None  # clipping is a family setting; the bare step has none, so neither here
-    return OmegaConf.create({"seed": 0, "run_dir": str(run_dir), "init_from": None, "model": model,
-                             "data": {"name": "bench", "resolution": res}, "trainer": t, "logger": {"name": "none"}})
+    return OmegaConf.create(
+        {
+            "seed": 0,
+            "run_dir": str(run_dir),
+            "init_from": None,
+            "model": model,
+            "data": {"name": "bench", "resolution": res},
+            "trainer": t,
+            "logger": {"name": "none"},
+        }
+    )
 
 
 def _medians(stamps: list[tuple[float, float]], warm: int = 5) -> tuple[float, float]:
     """Median per-step (cpu, wall) seconds from successive (process_time, perf_counter) stamps."""
-    cpu = [b[0] - a[0] for a, b in zip(stamps[warm:], stamps[warm + 1:])]
-    wall = [b[1] - a[1] for a, b in zip(stamps[warm:], stamps[warm + 1:])]
+    cpu = [b[0] - a[0] for a, b in zip(stamps[warm:], stamps[warm + 1 :])]
+    wall = [b[1] - a[1] for a, b in zip(stamps[warm:], stamps[warm + 1 :])]
     return statistics.median(cpu), statistics.median(wall)
 
 
@@ -77,8 +99,10 @@ def bare(cfg, batches, ema: bool) -> tuple[float, float]:
     fam = get_class(cfg.model._target_).from_config(cfg)
     nets = fam.networks()
     phases = fam.phases()
-    opts = {p.name: build_optimizer(p.optimizer, [q for n in p.networks for q in nets[n].parameters()], p.name)
-            for p in phases}
+    opts = {
+        p.name: build_optimizer(p.optimizer, [q for n in p.networks for q in nets[n].parameters()], p.name)
+        for p in phases
+    }
     avg = EMA(nets[fam.ema_network], 0.999) if ema else None
     ctx = StepContext(nets=nets)
     stamps = []
@@ -132,16 +156,24 @@ def main() -> None:
         res["engine"].append(engine(cfg.copy(), batches))
     cpu = {k: statistics.median(c for c, _ in v) for k, v in res.items()}
     wall = {k: statistics.median(w for _, w in v) for k, v in res.items()}
-    print(f"regress family hidden={args.hidden} batch={args.batch} res={args.res}, {args.steps} steps, "
-          f"1 thread, fp32, engine trainer.ema.every={args.ema_every}, median of {args.repeats} runs")
+    print(
+        f"regress family hidden={args.hidden} batch={args.batch} res={args.res}, {args.steps} steps, "
+        f"1 thread, fp32, engine trainer.ema.every={args.ema_every}, median of {args.repeats} runs"
+    )
     for k in res:
-        print(f"  {k:9s} cpu {1000 * cpu[k]:7.2f} ms/step ({args.batch / cpu[k]:7.1f} img/s)   "
-              f"wall {1000 * wall[k]:7.2f} ms/step   per-run cpu: "
-              + ", ".join(f"{1000 * c:.2f}" for c, _ in res[k]))
-    print(f"  engine overhead over bare step:     {100 * (cpu['engine'] / cpu['bare'] - 1):+.1f}% (cpu), "
-          f"{100 * (wall['engine'] / wall['bare'] - 1):+.1f}% (wall)")
-    print(f"  engine overhead over bare step+EMA: {100 * (cpu['engine'] / cpu['bare+ema'] - 1):+.1f}% (cpu), "
-          f"{100 * (wall['engine'] / wall['bare+ema'] - 1):+.1f}% (wall)")
+        print(
+            f"  {k:9s} cpu {1000 * cpu[k]:7.2f} ms/step ({args.batch / cpu[k]:7.1f} img/s)   "
+            f"wall {1000 * wall[k]:7.2f} ms/step   per-run cpu: "
+            + ", ".join(f"{1000 * c:.2f}" for c, _ in res[k])
+        )
+    print(
+        f"  engine overhead over bare step:     {100 * (cpu['engine'] / cpu['bare'] - 1):+.1f}% (cpu), "
+        f"{100 * (wall['engine'] / wall['bare'] - 1):+.1f}% (wall)"
+    )
+    print(
+        f"  engine overhead over bare step+EMA: {100 * (cpu['engine'] / cpu['bare+ema'] - 1):+.1f}% (cpu), "
+        f"{100 * (wall['engine'] / wall['bare+ema'] - 1):+.1f}% (wall)"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,12 @@ def diffusers_twin(cfg):
         sample_size=16,
         in_channels=cfg.in_channels,
         out_channels=cfg.out_channels,
-        down_block_types=[("CrossAttnDownBlock2D" if i in cfg.attention_levels else "DownBlock2D") for i in range(n)],
-        up_block_types=[("CrossAttnUpBlock2D" if i in cfg.attention_levels else "UpBlock2D") for i in reversed(range(n))],
+        down_block_types=[
+            ("CrossAttnDownBlock2D" if i in cfg.attention_levels else "DownBlock2D") for i in range(n)
+        ],
+        up_block_types=[
+            ("CrossAttnUpBlock2D" if i in cfg.attention_levels else "UpBlock2D") for i in reversed(range(n))
+        ],
         block_out_channels=[cfg.base_channels * m for m in cfg.channel_mult],
         layers_per_block=cfg.layers_per_block,
         cross_attention_dim=cfg.context_dim,
@@ -118,11 +122,17 @@ def main():
     peak = gemm_peak()
     med = {k: statistics.median(v) for k, v in times.items()}
     ips = {k: B / v for k, v in med.items()}
-    print(f"size={args.size} batch={B} latents={cfg.in_channels}x{args.latent}x{args.latent} tokens={L}x{cfg.context_dim} "
-          f"threads={torch.get_num_threads()} channels_last={args.channels_last} load={os.getloadavg()[0]:.2f}")
-    print(f"params: ours {n_ours:,}  diffusers {n_theirs:,}  diff {100 * (n_ours - n_theirs) / n_theirs:+.2f}%")
+    print(
+        f"size={args.size} batch={B} latents={cfg.in_channels}x{args.latent}x{args.latent} tokens={L}x{cfg.context_dim} "
+        f"threads={torch.get_num_threads()} channels_last={args.channels_last} load={os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"params: ours {n_ours:,}  diffusers {n_theirs:,}  diff {100 * (n_ours - n_theirs) / n_theirs:+.2f}%"
+    )
     print(f"train step FLOPs: ours {flops_ours / 1e9:.1f} G  diffusers {flops_theirs / 1e9:.1f} G")
-    print(f"img/s: ours {ips['ours']:.2f}  diffusers {ips['diffusers']:.2f}  ratio {ips['ours'] / ips['diffusers']:.3f}")
+    print(
+        f"img/s: ours {ips['ours']:.2f}  diffusers {ips['diffusers']:.2f}  ratio {ips['ours'] / ips['diffusers']:.3f}"
+    )
     print(f"GEMM peak (2048x2048 fp32): {peak / 1e9:.0f} GFLOP/s")
     for k, fl in (("ours", flops_ours), ("diffusers", flops_theirs)):
         ach = fl / med[k]

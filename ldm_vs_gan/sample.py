@@ -22,20 +22,30 @@ from pathlib import Path
 from ldm_vs_gan.errors import UserError
 
 #: flag -> the family's sampling option it sets
-FLAGS = {"sampler": "--sampler", "steps": "--steps", "guidance": "--guidance", "negative_prompt": "--negative-prompt"}
+FLAGS = {
+    "sampler": "--sampler",
+    "steps": "--steps",
+    "guidance": "--guidance",
+    "negative_prompt": "--negative-prompt",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ldm_vs_gan.sample", description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", required=True, help="run directory (config.yaml + weights/)")
-    ap.add_argument("--prompt", required=True, action="append",
-                    help="text prompt (repeat the flag for several prompts)")
-    ap.add_argument("--negative-prompt", default=None, help="replaces the unconditional prompt (diffusion only)")
+    ap.add_argument(
+        "--prompt", required=True, action="append", help="text prompt (repeat the flag for several prompts)"
+    )
+    ap.add_argument(
+        "--negative-prompt", default=None, help="replaces the unconditional prompt (diffusion only)"
+    )
     ap.add_argument("--seed", type=int, default=0, help="first seed (int64); image k uses seed+k")
     ap.add_argument("--n", type=int, default=4, help="images per prompt")
     ap.add_argument("--sampler", default=None, help="sampler (diffusion only; default: the run's)")
     ap.add_argument("--steps", type=int, default=None, help="denoiser evaluations (diffusion only)")
-    ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (diffusion only)")
+    ap.add_argument(
+        "--guidance", type=float, default=None, help="classifier-free guidance scale (diffusion only)"
+    )
     ap.add_argument("--out", default=None, help="output folder (default: RUN/generated/<prompt>)")
     ap.add_argument("--weights", default="ema", choices=["ema", "raw"], help="EMA weights or the live ones")
     ap.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
@@ -54,8 +64,10 @@ def sampling_options(args: argparse.Namespace, defaults: dict, family_name: str)
     for k in given:
         if k not in defaults:
             have = ", ".join(sorted(defaults)) or "none"
-            raise UserError(f"{FLAGS[k]} is not a sampling option of the {family_name} family "
-                            f"(its sampling options: {have})")
+            raise UserError(
+                f"{FLAGS[k]} is not a sampling option of the {family_name} family "
+                f"(its sampling options: {have})"
+            )
     return given
 
 
@@ -92,15 +104,23 @@ def _run(args) -> int:
     jobs = [(p, s) for p in args.prompt for s in seeds]
     images = []
     for i in range(0, len(jobs), args.batch_size):
-        chunk = jobs[i: i + args.batch_size]
-        images.append(family.generate([p for p, _ in chunk], torch.tensor([s for _, s in chunk], dtype=torch.int64),
-                                      **given))
+        chunk = jobs[i : i + args.batch_size]
+        images.append(
+            family.generate(
+                [p for p, _ in chunk], torch.tensor([s for _, s in chunk], dtype=torch.int64), **given
+            )
+        )
     images = torch.cat(images)
 
-    common = {"family": name, "run": str(Path(args.run).resolve()), "checkpoint": str(info.get("checkpoint")),
-              "images_seen": str(info.get("images_seen")), "weights": str(info.get("weights", args.weights)),
-              "weights_sha256": json.dumps(info.get("weights_sha256")),
-              **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in effective.items()}}
+    common = {
+        "family": name,
+        "run": str(Path(args.run).resolve()),
+        "checkpoint": str(info.get("checkpoint")),
+        "images_seen": str(info.get("images_seen")),
+        "weights": str(info.get("weights", args.weights)),
+        "weights_sha256": json.dumps(info.get("weights_sha256")),
+        **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in effective.items()},
+    }
     paths = []
     for (prompt, seed), img in zip(jobs, images):
         meta = PngInfo()
@@ -115,8 +135,10 @@ def _run(args) -> int:
         meta.add_text(k, v)
     Image.fromarray(grid.permute(1, 2, 0).cpu().numpy()).save(out / "grid.png", pnginfo=meta)
     settings = ", ".join(f"{k}={v}" for k, v in effective.items())
-    print(f"wrote {len(paths)} images + grid.png to {out} ({name}, {settings}, "
-          f"checkpoint {info.get('checkpoint')} at {info.get('images_seen')} images)")
+    print(
+        f"wrote {len(paths)} images + grid.png to {out} ({name}, {settings}, "
+        f"checkpoint {info.get('checkpoint')} at {info.get('images_seen')} images)"
+    )
     return 0
 
 

@@ -28,7 +28,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ldm_vs_gan.errors import UserError, bad_value
 
-CONFIG_DIR = Path(os.environ.get("LDM_VS_GAN_CONFIG_DIR") or Path(__file__).resolve().parent.parent / "configs")
+CONFIG_DIR = Path(
+    os.environ.get("LDM_VS_GAN_CONFIG_DIR") or Path(__file__).resolve().parent.parent / "configs"
+)
 
 # Sweep folders: `now` has second resolution, so two sweeps started in the same second would share
 # a folder (REFERENCE.md s5). `unique` adds pid + random id; use_cache=True keeps it fixed within a
@@ -57,7 +59,11 @@ def _one_line(ex: BaseException) -> str:
     if isinstance(ex, MissingConfigException) and ex.options is not None:
         return f"config {ex.missing_cfg_file!r} not found; choose one of: {', '.join(ex.options)}"
     lines = [ln.strip() for ln in str(ex).splitlines() if ln.strip()]
-    keep = [ln for ln in lines if not ln.startswith(("full_key:", "object_type", "reference_type", "Set the environment"))]
+    keep = [
+        ln
+        for ln in lines
+        if not ln.startswith(("full_key:", "object_type", "reference_type", "Set the environment"))
+    ]
     return "; ".join(keep[:3]) or type(ex).__name__
 
 

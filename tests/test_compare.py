@@ -38,6 +38,7 @@ class StandInJudge:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     mod = types.ModuleType("ldm_vs_gan.data.judge")
+
     def load_judge(data_cfg):
         # the real judge trains on first use: the engine's no_grad eval mode must not reach it
         assert torch.is_grad_enabled(), "load_judge called under no_grad"

@@ -53,9 +53,13 @@ def test_trainer_options_have_every_default_key():
         assert set(t.keys()) == set(base.keys()), option
 
 
-MY_FILES = [*sorted((CONFIG_DIR / "trainer").glob("*.yaml")), *sorted((CONFIG_DIR / "logger").glob("*.yaml")),
-            *sorted((CONFIG_DIR / "hydra").rglob("*.yaml")), CONFIG_DIR / "model" / "regress.yaml",
-            CONFIG_DIR / "train.yaml"]
+MY_FILES = [
+    *sorted((CONFIG_DIR / "trainer").glob("*.yaml")),
+    *sorted((CONFIG_DIR / "logger").glob("*.yaml")),
+    *sorted((CONFIG_DIR / "hydra").rglob("*.yaml")),
+    CONFIG_DIR / "model" / "regress.yaml",
+    CONFIG_DIR / "train.yaml",
+]
 
 
 @pytest.mark.parametrize("path", MY_FILES, ids=[str(p.relative_to(CONFIG_DIR)) for p in MY_FILES])

@@ -49,14 +49,28 @@ def test_two_process_gloo_matches_one_process(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     files = []
     for acc in (1, 2):
-        over = {"trainer.max_images": 64, "trainer.sample_every": 0, "trainer.accumulate": acc,
-                "trainer.ema.decay": 0.5}
+        over = {
+            "trainer.max_images": 64,
+            "trainer.sample_every": 0,
+            "trainer.accumulate": acc,
+            "trainer.ema.decay": 0.5,
+        }
         run(make_cfg(tmp_path / f"one{acc}", **over))
         files.append(str(write_cfg(make_cfg(tmp_path / f"two{acc}", **over), tmp_path / f"two{acc}.yaml")))
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(REPO / "tests/test_engine_support.py"), *files],
-        env=_env(), capture_output=True, text=True, timeout=300)
+        [
+            str(TORCHRUN),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(REPO / "tests/test_engine_support.py"),
+            *files,
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"torchrun 2x gloo, two runs: {time.perf_counter() - t0:.1f}s")
     for acc in (1, 2):
@@ -74,4 +88,6 @@ def test_two_process_gloo_matches_one_process(tmp_path, monkeypatch):
 
     seed_all(0)
     fam = get_class(init.model._target_).from_config(init)
-    assert not torch.allclose(fam.generator.net[0].weight, _nets(tmp_path / "one1")["networks"]["generator"]["net.0.weight"])
+    assert not torch.allclose(
+        fam.generator.net[0].weight, _nets(tmp_path / "one1")["networks"]["generator"]["net.0.weight"]
+    )

@@ -78,7 +78,9 @@ def test_impossible_batch_fails_before_any_work(tmp_path, standin):
     with pytest.raises(ConfigError, match=r"trainer.batch_size=16 must be divisible by .*=3"):
         run(make_cfg(tmp_path / "r", **{"trainer.accumulate": 3}))
     assert not (tmp_path / "r").exists()
-    with pytest.raises(ConfigError, match="trainer.on_nonfinite='ignore' is not allowed; choose one of: stop, skip"):
+    with pytest.raises(
+        ConfigError, match="trainer.on_nonfinite='ignore' is not allowed; choose one of: stop, skip"
+    ):
         run(make_cfg(tmp_path / "r", **{"trainer.on_nonfinite": "ignore"}))
 
 
@@ -86,8 +88,12 @@ def test_impossible_batch_fails_before_any_work(tmp_path, standin):
 def test_reduced_precision_paths_run_on_cpu(tmp_path, standin, precision):
     from ldm_vs_gan.training import run
 
-    rd = run(make_cfg(tmp_path / precision, **{"trainer.precision": precision, "trainer.max_images": 32,
-                                               "trainer.sample_every": 0}))
+    rd = run(
+        make_cfg(
+            tmp_path / precision,
+            **{"trainer.precision": precision, "trainer.max_images": 32, "trainer.sample_every": 0},
+        )
+    )
     recs = _records(rd)
     assert [r["images_seen"] for r in recs] == [16, 32]
     assert all(isinstance(r["generator/loss"], float) and r["generator/loss"] < 10 for r in recs)
@@ -97,11 +103,20 @@ def test_reduced_precision_paths_run_on_cpu(tmp_path, standin, precision):
 
 
 def test_sigterm_writes_checkpoint_and_exits_cleanly(tmp_path):
-    cfg = make_cfg(tmp_path / "r", **{"trainer.max_images": 10**9, "trainer.ckpt_every": 0,
-                                      "trainer.sample_every": 0})
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests/test_engine_support.py"),
-                             str(write_cfg(cfg, tmp_path / "c.yaml"))], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg = make_cfg(
+        tmp_path / "r", **{"trainer.max_images": 10**9, "trainer.ckpt_every": 0, "trainer.sample_every": 0}
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests/test_engine_support.py"),
+            str(write_cfg(cfg, tmp_path / "c.yaml")),
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = tmp_path / "r/metrics.jsonl"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:

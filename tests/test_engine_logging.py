@@ -32,8 +32,14 @@ def test_quick_eval_runs_for_generative_families_with_ema_weights(tmp_path, monk
     calls = []
 
     def fake_quick_eval(family, batches, data_cfg):
-        calls.append((sum(len(b) for b in batches), data_cfg.name, family.training,
-                      family.generator.net[0].weight.detach().clone()))
+        calls.append(
+            (
+                sum(len(b) for b in batches),
+                data_cfg.name,
+                family.training,
+                family.generator.net[0].weight.detach().clone(),
+            )
+        )
         return {"fid_toy": 1.5}
 
     monkeypatch.setattr(metrics, "quick_eval", fake_quick_eval, raising=False)
@@ -42,7 +48,9 @@ def test_quick_eval_runs_for_generative_families_with_ema_weights(tmp_path, monk
     assert [r["images_seen"] for r in evals] == [64, 128]
     assert all(r["eval/fid_toy"] == 1.5 and r["ema"] is True for r in evals)
     assert sorted(p.name for p in (rd / "eval").glob("quick_*.json")) == [
-        "quick_000000000064.json", "quick_000000000128.json"]
+        "quick_000000000064.json",
+        "quick_000000000128.json",
+    ]
     n, name, training, w = calls[-1]
     assert n == 16 and name == "standin" and training is False
     state = torch.load(rd / "checkpoints/last.pt", weights_only=True)

@@ -57,11 +57,17 @@ def test_resume_is_exact(tmp_path):
     assert full["skipped"] == {"undecodable": 3}  # stand-in skips at positions 0, 48, 96: summed over the run
     from safetensors.torch import load_file
 
-    _assert_same(load_file(tmp_path / "full/weights/generator.safetensors"),
-                 load_file(tmp_path / "half/weights/generator.safetensors"), "weights")
+    _assert_same(
+        load_file(tmp_path / "full/weights/generator.safetensors"),
+        load_file(tmp_path / "half/weights/generator.safetensors"),
+        "weights",
+    )
     # metrics.jsonl tells one history: every step once, in order
-    steps = [json.loads(ln)["images_seen"] for ln in (tmp_path / "half/metrics.jsonl").read_text().splitlines()
-             if "step" in ln and "eval/" not in ln]
+    steps = [
+        json.loads(ln)["images_seen"]
+        for ln in (tmp_path / "half/metrics.jsonl").read_text().splitlines()
+        if "step" in ln and "eval/" not in ln
+    ]
     assert steps == list(range(16, 129, 16))
     print(f"resume test: {time.perf_counter() - t0:.1f}s")
 
@@ -73,7 +79,9 @@ def test_run_dir_layout_and_load_run(tmp_path):
     assert (rd / "config.yaml").exists() and (rd / "checkpoints/last.pt").exists()
     # keep_checkpoints=2 periodic copies at 64 and 128 (smoke: ckpt_every=64)
     assert sorted(p.name for p in (rd / "checkpoints").glob("images_*.pt")) == [
-        "images_000000000064.pt", "images_000000000128.pt"]
+        "images_000000000064.pt",
+        "images_000000000128.pt",
+    ]
     assert sorted(p.name for p in (rd / "samples").glob("*.png")) == ["000000000064.png", "000000000128.png"]
     manifest = json.loads((rd / "weights/manifest.json").read_text())
     assert manifest["images_seen"] == 128 and manifest["networks"]["generator"]["ema"] is True

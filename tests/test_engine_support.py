@@ -30,8 +30,9 @@ def _sample(index: int, split: str):
     return img, f"{split} sample {index}"
 
 
-def standin_build_loader(data_cfg, *, split, batch_size, rank=0, world_size=1, seed=0, start_images_seen=0,
-                         num_workers=None):
+def standin_build_loader(
+    data_cfg, *, split, batch_size, rank=0, world_size=1, seed=0, start_images_seen=0, num_workers=None
+):
     assert split == "train"
 
     def gen():
@@ -75,15 +76,17 @@ def trainer_cfg(name: str = "smoke"):
 def make_cfg(run_dir, **overrides):
     """Config of the regress family on the stand-in data with trainer=smoke, logger=none;
     ``overrides`` are dotted keys (``trainer.max_images=64``)."""
-    cfg = OmegaConf.create({
-        "seed": 0,
-        "run_dir": str(run_dir),
-        "init_from": None,
-        "model": OmegaConf.load(CONFIGS / "model" / "regress.yaml"),
-        "data": {"name": "standin", "resolution": RES},
-        "trainer": trainer_cfg("smoke"),
-        "logger": {"name": "none"},
-    })
+    cfg = OmegaConf.create(
+        {
+            "seed": 0,
+            "run_dir": str(run_dir),
+            "init_from": None,
+            "model": OmegaConf.load(CONFIGS / "model" / "regress.yaml"),
+            "data": {"name": "standin", "resolution": RES},
+            "trainer": trainer_cfg("smoke"),
+            "logger": {"name": "none"},
+        }
+    )
     cfg.trainer.eval_every = 0  # the metrics room's quick_eval needs the toy world, not the stand-in
     for k, v in overrides.items():
         OmegaConf.update(cfg, k, v, force_add=True)

@@ -19,9 +19,18 @@ def test_tiny_galip_trains_through_the_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
     torch.set_num_threads(1)
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=["model=galip", "experiment=galip_tiny", "logger=none",
-                                          f"run_dir={tmp_path / 'run'}", f"data.resolution={RES}",
-                                          "trainer.eval_every=0", "trainer.max_images=64"])
+        cfg = compose(
+            "train",
+            overrides=[
+                "model=galip",
+                "experiment=galip_tiny",
+                "logger=none",
+                f"run_dir={tmp_path / 'run'}",
+                f"data.resolution={RES}",
+                "trainer.eval_every=0",
+                "trainer.max_images=64",
+            ],
+        )
     with open_dict(cfg):
         cfg.data.name = "standin"
     from ldm_vs_gan.training import load_run, run

@@ -16,13 +16,24 @@ from ldm_vs_gan.training.family import StepContext
 
 OFFICIAL = {  # REFERENCE.md s2: the official widths at ViT-B/32, 224 px
     "z_dim": 100,
-    "generator": {"bridge_channels": 64, "bridge_mid_channels": 32, "bridge_blocks": 4, "ngf": 64,
-                  "max_mult": 8},
+    "generator": {
+        "bridge_channels": 64,
+        "bridge_mid_channels": 32,
+        "bridge_blocks": 4,
+        "ngf": 64,
+        "max_mult": 8,
+    },
     "discriminator": {"out_channels": 512, "assessor_channels": 128},
 }
 TINY = {
     "z_dim": 8,
-    "generator": {"bridge_channels": 8, "bridge_mid_channels": 4, "bridge_blocks": 1, "ngf": 8, "max_mult": 2},
+    "generator": {
+        "bridge_channels": 8,
+        "bridge_mid_channels": 4,
+        "bridge_blocks": 1,
+        "ngf": 8,
+        "max_mult": 2,
+    },
     "discriminator": {"out_channels": 8, "assessor_channels": 4},
 }
 
@@ -63,8 +74,10 @@ def test_official_parameter_counts_vit_b32():
     assert abs(n_g / 51.83e6 - 1) < 0.005, n_g
     assert abs(n_d / 29.63e6 - 1) < 0.005, n_d
     parts = fam.generator.parameter_groups()  # REFERENCE.md: 2.72M, 3.77M, 9.83M, 35.51M
-    assert [round(parts[k] / 1e6, 2) for k in ("bridge_predictor", "prompt_predictor", "fusion",
-                                                "generator_blocks")] == [2.72, 3.77, 9.83, 35.51]
+    assert [
+        round(parts[k] / 1e6, 2)
+        for k in ("bridge_predictor", "prompt_predictor", "fusion", "generator_blocks")
+    ] == [2.72, 3.77, 9.83, 35.51]
     assert [round(v / 1e6, 2) for v in fam.discriminator.parameter_groups().values()] == [27.53, 2.10]
     # the frozen CLIP is shared, never part of either network
     assert not any(p.requires_grad for p in clip.parameters())

@@ -25,8 +25,18 @@ def tiny_run(tmp_path_factory):
     torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("ldm") / "run"
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=["model=ldm", "experiment=ldm_tiny", "logger=none", f"run_dir={run_dir}",
-                                          f"data.resolution={RES}", "trainer.eval_every=0", "trainer.max_images=64"])
+        cfg = compose(
+            "train",
+            overrides=[
+                "model=ldm",
+                "experiment=ldm_tiny",
+                "logger=none",
+                f"run_dir={run_dir}",
+                f"data.resolution={RES}",
+                "trainer.eval_every=0",
+                "trainer.max_images=64",
+            ],
+        )
     with open_dict(cfg):
         cfg.data.name = "standin"
     from ldm_vs_gan.training import run
@@ -58,7 +68,9 @@ def test_generate_per_image_seeds_and_options(tiny_run):
     for sampler in ("ddpm", "dpmpp_2m_karras"):
         imgs = fam.generate(caps, seeds, sampler=sampler, steps=3, guidance=2.0, negative_prompt="yellow")
         assert imgs.shape == (3, 3, RES, RES) and imgs.dtype == torch.uint8
-        alone = fam.generate(caps[1:2], seeds[1:2], sampler=sampler, steps=3, guidance=2.0, negative_prompt="yellow")
+        alone = fam.generate(
+            caps[1:2], seeds[1:2], sampler=sampler, steps=3, guidance=2.0, negative_prompt="yellow"
+        )
         # same image when regenerated alone (up to float rounding of a different batch size)
         assert (imgs[1].int() - alone[0].int()).abs().max() <= 2
     other = fam.generate(caps[1:2], [5], steps=3)

@@ -14,10 +14,12 @@ MU, STD = 1.5, 0.5
 
 def gaussian_denoiser(schedule):
     """E[x0 | x_t] for x0 ~ N(MU, STD^2) (Gaussian conditioning)."""
+
     def denoise(x, t):
         a = schedule.abar(t).double().view(-1, *([1] * (x.ndim - 1)))
         gain = a.sqrt() * STD**2 / (a * STD**2 + 1 - a)
         return (MU + gain * (x.double() - a.sqrt() * MU)).to(x.dtype)
+
     return denoise
 
 
@@ -48,6 +50,7 @@ def test_ddim_step_matches_closed_form(eta):
     def denoise(xx, t):
         seen.append(xx.clone())
         return x0_hat
+
     ddim(denoise, x, sch, 2, lambda: z, eta=eta)
     a_t, a_s = float(sch.alphas_cumprod[999]), float(sch.alphas_cumprod[499])
     eps = (x - a_t**0.5 * x0_hat) / (1 - a_t) ** 0.5
@@ -69,8 +72,9 @@ def test_samplers_reproduce_gaussian_data(name, zero_snr):
     # first-order samplers (DDPM, DDIM = Euler in sigma space, Euler) lose variance at coarse
     # steps (discretisation error, not a bug): give them 200 steps; second-order DPM-Solver++ 50
     steps = 50 if name in ("dpmpp_2m", "dpmpp_2m_karras") else 200
-    out = get_sampler(name)(gaussian_denoiser(sch), x, sch, steps,
-                            lambda: torch.randn(n, 1, generator=g, dtype=torch.float64))
+    out = get_sampler(name)(
+        gaussian_denoiser(sch), x, sch, steps, lambda: torch.randn(n, 1, generator=g, dtype=torch.float64)
+    )
     assert out.mean().item() == pytest.approx(MU, abs=0.03)
     assert out.std().item() == pytest.approx(STD, rel=0.04)
 
@@ -86,6 +90,7 @@ def _toy_net():
 
     def net(x, t, ctx, mask):  # depends on x, t and context
         return lin(x) * (1 + t.view(-1, 1) / 1000) + ctx.mean(1)
+
     return net
 
 

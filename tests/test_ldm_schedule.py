@@ -15,12 +15,19 @@ DIFFUSERS_NAME = {"scaled_linear": "scaled_linear", "linear": "linear", "cosine"
 @pytest.mark.parametrize("zero_snr", [False, True])
 def test_schedule_matches_diffusers(kind, zero_snr):
     ours = NoiseSchedule(kind, 1000, 0.00085, 0.012, zero_terminal_snr=zero_snr)
-    ref = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                        beta_schedule=DIFFUSERS_NAME[kind], rescale_betas_zero_snr=zero_snr)
+    ref = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule=DIFFUSERS_NAME[kind],
+        rescale_betas_zero_snr=zero_snr,
+    )
     # diffusers rescales for zero SNR in float32 (we use float64): allow its rounding there
     tol = dict(rtol=1e-4, atol=1e-6) if zero_snr else dict(rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(ours.betas.float(), ref.betas.float(), **tol)
-    torch.testing.assert_close(ours.abar(torch.arange(1000)), ref.alphas_cumprod.float(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        ours.abar(torch.arange(1000)), ref.alphas_cumprod.float(), rtol=1e-5, atol=1e-7
+    )
     if zero_snr:
         assert ours.alphas_cumprod[-1] == 0
     else:
@@ -93,5 +100,7 @@ def test_loss_is_zero_for_a_perfect_network(target, loss):
 
     loss_val, logs = diffusion_loss(oracle, x0, {}, s, cfg, g)
     assert loss_val.item() < 1e-4
-    wrong, _ = diffusion_loss(lambda x, t: torch.zeros_like(x), x0, {}, s, cfg, torch.Generator().manual_seed(1))
+    wrong, _ = diffusion_loss(
+        lambda x, t: torch.zeros_like(x), x0, {}, s, cfg, torch.Generator().manual_seed(1)
+    )
     assert wrong.item() > 1e-2

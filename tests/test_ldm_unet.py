@@ -12,11 +12,20 @@ def _diffusers_twin(cfg):
 
     n = len(cfg.channel_mult)
     return UNet2DConditionModel(
-        sample_size=8, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
-        down_block_types=[("CrossAttnDownBlock2D" if i in cfg.attention_levels else "DownBlock2D") for i in range(n)],
-        up_block_types=[("CrossAttnUpBlock2D" if i in cfg.attention_levels else "UpBlock2D") for i in reversed(range(n))],
-        block_out_channels=[cfg.base_channels * m for m in cfg.channel_mult], layers_per_block=cfg.layers_per_block,
-        cross_attention_dim=cfg.context_dim, attention_head_dim=cfg.heads, norm_num_groups=cfg.norm_groups,
+        sample_size=8,
+        in_channels=cfg.in_channels,
+        out_channels=cfg.out_channels,
+        down_block_types=[
+            ("CrossAttnDownBlock2D" if i in cfg.attention_levels else "DownBlock2D") for i in range(n)
+        ],
+        up_block_types=[
+            ("CrossAttnUpBlock2D" if i in cfg.attention_levels else "UpBlock2D") for i in reversed(range(n))
+        ],
+        block_out_channels=[cfg.base_channels * m for m in cfg.channel_mult],
+        layers_per_block=cfg.layers_per_block,
+        cross_attention_dim=cfg.context_dim,
+        attention_head_dim=cfg.heads,
+        norm_num_groups=cfg.norm_groups,
         use_linear_projection=True,
     )
 

@@ -26,9 +26,19 @@ def tiny_ldm_run(tmp_path_factory):
     torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("sample") / "run"
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=["model=ldm", "experiment=ldm_tiny", "logger=none", f"run_dir={run_dir}",
-                                          f"data.resolution={RES}", "trainer.eval_every=0", "trainer.max_images=16",
-                                          "trainer.sample_every=0"])
+        cfg = compose(
+            "train",
+            overrides=[
+                "model=ldm",
+                "experiment=ldm_tiny",
+                "logger=none",
+                f"run_dir={run_dir}",
+                f"data.resolution={RES}",
+                "trainer.eval_every=0",
+                "trainer.max_images=16",
+                "trainer.sample_every=0",
+            ],
+        )
     with open_dict(cfg):
         cfg.data.name = "standin"
     from ldm_vs_gan.training import run
@@ -42,9 +52,28 @@ def test_sample_writes_pngs_with_metadata_and_grid(tiny_ldm_run, tmp_path, capsy
     # experiment=ldm_tiny uses `source: random` CLIP/VAE, built from the global RNG at load time:
     # seed it so both loads below get the same frozen components (real runs load fixed weights)
     torch.manual_seed(0)
-    rc = main(["--run", str(tiny_ldm_run), "--prompt", "a red circle", "--seed", str(2**40), "--n", "3",
-               "--sampler", "euler", "--steps", "3", "--guidance", "2.5", "--negative-prompt", "blue",
-               "--out", str(out)])
+    rc = main(
+        [
+            "--run",
+            str(tiny_ldm_run),
+            "--prompt",
+            "a red circle",
+            "--seed",
+            str(2**40),
+            "--n",
+            "3",
+            "--sampler",
+            "euler",
+            "--steps",
+            "3",
+            "--guidance",
+            "2.5",
+            "--negative-prompt",
+            "blue",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     pngs = sorted(out.glob("a-red-circle-seed*.png"))
     assert len(pngs) == 3 and (out / "grid.png").exists()
@@ -55,10 +84,31 @@ def test_sample_writes_pngs_with_metadata_and_grid(tiny_ldm_run, tmp_path, capsy
     assert Image.open(pngs[0]).size == (RES, RES)
     # the second image regenerated alone by its seed
     torch.manual_seed(0)
-    rc = main(["--run", str(tiny_ldm_run), "--prompt", "a red circle", "--seed", str(2**40 + 1), "--n", "1",
-               "--sampler", "euler", "--steps", "3", "--guidance", "2.5", "--negative-prompt", "blue",
-               "--out", str(tmp_path / "one")])
-    again = torch.tensor(list(Image.open(tmp_path / "one" / f"a-red-circle-seed{2**40 + 1}.png").get_flattened_data()))
+    rc = main(
+        [
+            "--run",
+            str(tiny_ldm_run),
+            "--prompt",
+            "a red circle",
+            "--seed",
+            str(2**40 + 1),
+            "--n",
+            "1",
+            "--sampler",
+            "euler",
+            "--steps",
+            "3",
+            "--guidance",
+            "2.5",
+            "--negative-prompt",
+            "blue",
+            "--out",
+            str(tmp_path / "one"),
+        ]
+    )
+    again = torch.tensor(
+        list(Image.open(tmp_path / "one" / f"a-red-circle-seed{2**40 + 1}.png").get_flattened_data())
+    )
     first = torch.tensor(list(Image.open(pngs[1]).get_flattened_data()))
     assert (again - first).abs().max() <= 2
 

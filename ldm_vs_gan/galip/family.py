@@ -45,24 +45,37 @@ class GALIPFamily(Family):
 
         # ---- where Mate-D taps the ViT and where Mate-G prompts it (1-based blocks) ----
         taps = _get(d, "taps")
-        self.taps = (arch.check_blocks("model.discriminator.taps", taps, depth) if taps is not None
-                     else arch.map_blocks(arch.OFFICIAL_TAPS, depth))
+        self.taps = (
+            arch.check_blocks("model.discriminator.taps", taps, depth)
+            if taps is not None
+            else arch.map_blocks(arch.OFFICIAL_TAPS, depth)
+        )
         prompt_blocks = _get(g, "prompt_blocks")
-        prompt_blocks = (arch.check_blocks("model.generator.prompt_blocks", prompt_blocks, depth)
-                         if prompt_blocks is not None else arch.map_blocks(arch.OFFICIAL_PROMPT_BLOCKS, depth))
+        prompt_blocks = (
+            arch.check_blocks("model.generator.prompt_blocks", prompt_blocks, depth)
+            if prompt_blocks is not None
+            else arch.map_blocks(arch.OFFICIAL_PROMPT_BLOCKS, depth)
+        )
 
         # ---- image-generator schedule: sizes from grid -> resolution, DF-GAN channels ----
         sizes = _get(g, "sizes")
         sizes = [int(s) for s in sizes] if sizes is not None else arch.generator_sizes(gh, int(resolution))
-        require(sizes[-1] == int(resolution),
-                f"model.generator.sizes={sizes} must end at data.resolution={resolution}")
+        require(
+            sizes[-1] == int(resolution),
+            f"model.generator.sizes={sizes} must end at data.resolution={resolution}",
+        )
         ngf = int(_get(g, "ngf", 64))
         max_mult = int(_get(g, "max_mult", 8))
         channels = _get(g, "channels")
-        channels = ([int(c) for c in channels] if channels is not None
-                    else arch.generator_channels(len(sizes), ngf, max_mult))
-        require(len(channels) == len(sizes),
-                f"model.generator.channels={channels} needs one entry per block of sizes={sizes}")
+        channels = (
+            [int(c) for c in channels]
+            if channels is not None
+            else arch.generator_channels(len(sizes), ngf, max_mult)
+        )
+        require(
+            len(channels) == len(sizes),
+            f"model.generator.channels={channels} needs one entry per block of sizes={sizes}",
+        )
         self.z_dim = int(_get(m, "z_dim", 100))
         E = clip.embed_dim
         self.generator = MateG(
@@ -94,10 +107,12 @@ class GALIPFamily(Family):
         self.mismatch_weight = float(_get(loss, "mismatch_weight", 0.5))
         betas = tuple(float(b) for b in _get(opt, "betas", (0.0, 0.9)))
         require(len(betas) == 2, f"model.optim.betas={list(betas)} must be two numbers")
-        self._opt_g = OptimizerSpec("adam", float(_get(opt, "lr_g", 1e-4)), betas,
-                                    grad_clip=_get(opt, "grad_clip_g"))
-        self._opt_d = OptimizerSpec("adam", float(_get(opt, "lr_d", 4e-4)), betas,
-                                    grad_clip=_get(opt, "grad_clip_d"))
+        self._opt_g = OptimizerSpec(
+            "adam", float(_get(opt, "lr_g", 1e-4)), betas, grad_clip=_get(opt, "grad_clip_g")
+        )
+        self._opt_d = OptimizerSpec(
+            "adam", float(_get(opt, "lr_d", 4e-4)), betas, grad_clip=_get(opt, "grad_clip_d")
+        )
         ema = _get(m, "ema", False)
         if not isinstance(ema, bool):
             raise bad_value("model.ema", ema, "true, false")
@@ -117,8 +132,10 @@ class GALIPFamily(Family):
     # ---- the Family contract ----------------------------------------------------------------
 
     def phases(self) -> list[Phase]:
-        return [Phase("discriminator", ["discriminator"], self._opt_d),
-                Phase("generator", ["generator"], self._opt_g)]
+        return [
+            Phase("discriminator", ["discriminator"], self._opt_d),
+            Phase("generator", ["generator"], self._opt_g),
+        ]
 
     def networks(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
@@ -164,9 +181,14 @@ class GALIPFamily(Family):
         l_real, l_fake, l_mis = hinge_real(real), hinge_fake(fk), hinge_fake(mis)
         gp = ma_gp(real, [*real_taps, sent_gp], k=self.gp_k, p=self.gp_p, grad_scale=ctx.grad_scale)
         total = l_real + self.mismatch_weight * (l_fake + l_mis) + gp
-        logs = {"real": l_real.detach(), "fake": l_fake.detach(), "mismatch": l_mis.detach(),
-                "ma_gp": gp.detach(), "logit_real": real.detach().float().mean(),
-                "logit_fake": fk.detach().float().mean()}
+        logs = {
+            "real": l_real.detach(),
+            "fake": l_fake.detach(),
+            "mismatch": l_mis.detach(),
+            "ma_gp": gp.detach(),
+            "logit_real": real.detach().float().mean(),
+            "logit_fake": fk.detach().float().mean(),
+        }
         return total, logs
 
     def _g_loss(self, batch: Batch, ctx: StepContext):

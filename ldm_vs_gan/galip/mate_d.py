@@ -70,4 +70,3 @@ class MateD(nn.Module):
         cond = sentence.to(out.dtype)[:, :, None, None].expand(-1, -1, *out.shape[-2:])
         logit = self.assessor(torch.cat([out, cond], dim=1))  # (B, 1, 1, 1)
         return logit.flatten(1).mean(1)  # (B,)
-

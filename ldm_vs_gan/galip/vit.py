@@ -14,11 +14,18 @@ from __future__ import annotations
 import torch
 
 
-def taps_and_embedding(clip, images: torch.Tensor, blocks: list[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
+def taps_and_embedding(
+    clip, images: torch.Tensor, blocks: list[int]
+) -> tuple[list[torch.Tensor], torch.Tensor]:
     """images [-1,1] (B,3,H,W) -> ([(B, C, gh, gw) after each 1-based block], (B, E) embedding)."""
     v = clip.visual
-    simple = (hasattr(v, "_embeds") and hasattr(v, "_pool") and getattr(v, "attn_pool", None) is None
-              and getattr(v, "pool_type", "tok") == "tok" and getattr(v.transformer, "batch_first", False))
+    simple = (
+        hasattr(v, "_embeds")
+        and hasattr(v, "_pool")
+        and getattr(v, "attn_pool", None) is None
+        and getattr(v, "pool_type", "tok") == "tok"
+        and getattr(v.transformer, "batch_first", False)
+    )
     if not simple:
         return clip.image_block_tokens(images, blocks), clip.encode_image(images)
     x = v._embeds(clip.preprocess(images))  # (B, 1+N, C): CLS, positional embedding, ln_pre

@@ -54,8 +54,10 @@ class LDMFamily(Family):
         self.clip = clip  # frozen (keeps itself in eval, requires_grad False)
         self.ae = autoencoder  # frozen
         m = model_cfg
-        require(resolution % autoencoder.factor == 0,
-                f"data.resolution={resolution} must be divisible by the autoencoder factor {autoencoder.factor}")
+        require(
+            resolution % autoencoder.factor == 0,
+            f"data.resolution={resolution} must be divisible by the autoencoder factor {autoencoder.factor}",
+        )
         self.latent_shape = autoencoder.latent_shape(int(resolution))  # (c, h, w)
 
         u = _node(m, "unet")
@@ -63,22 +65,34 @@ class LDMFamily(Family):
         u["in_channels"] = u["out_channels"] = autoencoder.latent_channels
         u["context_dim"] = clip.token_dim
         self.unet = UNet(unet_config(size, **u))
-        require(self.latent_shape[1] % self.unet.downsample_factor == 0,
-                f"latent side {self.latent_shape[1]} must be divisible by 2^(levels-1)="
-                f"{self.unet.downsample_factor}; use fewer model.unet.channel_mult levels")
+        require(
+            self.latent_shape[1] % self.unet.downsample_factor == 0,
+            f"latent side {self.latent_shape[1]} must be divisible by 2^(levels-1)="
+            f"{self.unet.downsample_factor}; use fewer model.unet.channel_mult levels",
+        )
 
         d = _node(m, "diffusion")
-        self.schedule = NoiseSchedule(d.get("schedule", "scaled_linear"), int(d.get("timesteps", 1000)),
-                                      float(d.get("beta_start", 0.00085)), float(d.get("beta_end", 0.012)),
-                                      bool(d.get("zero_terminal_snr", False)))
+        self.schedule = NoiseSchedule(
+            d.get("schedule", "scaled_linear"),
+            int(d.get("timesteps", 1000)),
+            float(d.get("beta_start", 0.00085)),
+            float(d.get("beta_end", 0.012)),
+            bool(d.get("zero_terminal_snr", False)),
+        )
         self.objective = ObjectiveConfig(
-            target=d.get("target", "eps"), loss=d.get("loss", "mse"), min_snr_gamma=d.get("min_snr_gamma"),
-            offset_noise=float(d.get("offset_noise", 0.0)), t_sampling=d.get("t_sampling", "uniform"),
-            t_skew_power=float(d.get("t_skew_power", 2.0)))
+            target=d.get("target", "eps"),
+            loss=d.get("loss", "mse"),
+            min_snr_gamma=d.get("min_snr_gamma"),
+            offset_noise=float(d.get("offset_noise", 0.0)),
+            t_sampling=d.get("t_sampling", "uniform"),
+            t_skew_power=float(d.get("t_skew_power", 2.0)),
+        )
         self.objective.validate(self.schedule)
         self.caption_dropout = float(_node(m, "conditioning").get("caption_dropout", 0.1))
-        require(0.0 <= self.caption_dropout < 1.0,
-                f"model.conditioning.caption_dropout={self.caption_dropout} must be in [0, 1)")
+        require(
+            0.0 <= self.caption_dropout < 1.0,
+            f"model.conditioning.caption_dropout={self.caption_dropout} must be in [0, 1)",
+        )
 
         o = _node(m, "optim")
         name = o.get("name", "adamw")
@@ -86,18 +100,29 @@ class LDMFamily(Family):
             raise bad_value("model.optim.name", name, ["adam", "adamw"])
         betas = tuple(float(b) for b in o.get("betas", (0.9, 0.999)))
         require(len(betas) == 2, f"model.optim.betas={list(betas)} must be two numbers")
-        self._opt = OptimizerSpec(name, float(o.get("lr", 1e-4)), betas, float(o.get("eps", 1e-8)),
-                                  float(o.get("weight_decay", 0.0)), o.get("grad_clip"))
+        self._opt = OptimizerSpec(
+            name,
+            float(o.get("lr", 1e-4)),
+            betas,
+            float(o.get("eps", 1e-8)),
+            float(o.get("weight_decay", 0.0)),
+            o.get("grad_clip"),
+        )
 
         s = _node(m, "sampling")
-        self._sampling = {"sampler": s.get("sampler", "ddim"), "steps": int(s.get("steps", 50)),
-                          "guidance": float(s.get("guidance", 1.0)),
-                          "negative_prompt": s.get("negative_prompt", "") or "",
-                          "eta": float(s.get("eta", 0.0))}
+        self._sampling = {
+            "sampler": s.get("sampler", "ddim"),
+            "steps": int(s.get("steps", 50)),
+            "guidance": float(s.get("guidance", 1.0)),
+            "negative_prompt": s.get("negative_prompt", "") or "",
+            "eta": float(s.get("eta", 0.0)),
+        }
         self._check_sampling(self._sampling)
 
         c = _node(m, "cache")
-        aug = data_cfg is not None and (bool(data_cfg.get("hflip", False)) or data_cfg.get("crop") == "random")
+        aug = data_cfg is not None and (
+            bool(data_cfg.get("hflip", False)) or data_cfg.get("crop") == "random"
+        )
         deterministic = getattr(autoencoder, "latent", "mode") == "mode"
         self._cache_latents = bool(c.get("latents", True)) and deterministic and not aug
         self._cache_max = int(c.get("max_entries", 200_000))
@@ -166,9 +191,13 @@ class LDMFamily(Family):
             captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
         tokens, mask = self.encode_text(captions)
         net = ctx.nets["unet"]
-        loss, logs = diffusion_loss(lambda x, t, **kw: net(x, t, **kw), x0,
-                                    {"context": tokens.to(x0.device), "mask": mask.to(x0.device)},
-                                    self.schedule, self.objective)
+        loss, logs = diffusion_loss(
+            lambda x, t, **kw: net(x, t, **kw),
+            x0,
+            {"context": tokens.to(x0.device), "mask": mask.to(x0.device)},
+            self.schedule,
+            self.objective,
+        )
         return loss, logs
 
     # ---- sampling -----------------------------------------------------------------------------
@@ -205,7 +234,9 @@ class LDMFamily(Family):
             cond = tuple(v.to(device) for v in self.encode_text(list(captions)))
             guided = s["guidance"] != 1.0 or any(negs)
             uncond = tuple(v.to(device) for v in self.encode_text(negs)) if guided else None
-            denoise = guided_denoiser(self.unet, self.schedule, self.objective.target, cond, uncond, s["guidance"])
+            denoise = guided_denoiser(
+                self.unet, self.schedule, self.objective.target, cond, uncond, s["guidance"]
+            )
             noise = PerImageNoise(seeds, self.latent_shape, device=device)
             x_T = noise()
             sampler = get_sampler(s["sampler"])

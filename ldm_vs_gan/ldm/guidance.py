@@ -16,8 +16,9 @@ import torch
 from ldm_vs_gan.ldm.schedule import NoiseSchedule
 
 
-def guided_denoiser(net: Callable, schedule: NoiseSchedule, target: str, cond: tuple, uncond: tuple | None,
-                    scale: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def guided_denoiser(
+    net: Callable, schedule: NoiseSchedule, target: str, cond: tuple, uncond: tuple | None, scale: float
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``denoise(x_t, t) -> x0_hat`` for the samplers.
 
     net(x, t, context, mask) -> output of type ``target``; cond/uncond: (context (B,L,D), mask (B,L))
@@ -27,8 +28,10 @@ def guided_denoiser(net: Callable, schedule: NoiseSchedule, target: str, cond: t
     """
     ctx_c, mask_c = cond
     if uncond is None:
+
         def denoise(x, t):
             return schedule.to_x0(target, net(x, t, ctx_c, mask_c), x, t)
+
         return denoise
     ctx_u, mask_u = uncond
     ctx = torch.cat([ctx_u, ctx_c])  # (2B, L, D): [uncond | cond]
@@ -39,6 +42,7 @@ def guided_denoiser(net: Callable, schedule: NoiseSchedule, target: str, cond: t
         out = schedule.to_x0(target, net(x2, t2, ctx, mask), x2, t2)
         x0_u, x0_c = out.chunk(2)
         return x0_u + scale * (x0_c - x0_u)
+
     return denoise
 
 
@@ -46,8 +50,9 @@ class PerImageNoise:
     """N(0, I) draws for a batch where image i's draws come from its own generator seeded with
     seeds[i] (int64), so any image can be regenerated alone with the same seed."""
 
-    def __init__(self, seeds: list[int] | torch.Tensor, shape: tuple[int, ...], device="cpu",
-                 dtype=torch.float32):
+    def __init__(
+        self, seeds: list[int] | torch.Tensor, shape: tuple[int, ...], device="cpu", dtype=torch.float32
+    ):
         seeds = [int(s) for s in (seeds.tolist() if torch.is_tensor(seeds) else seeds)]
         self.shape, self.device, self.dtype = tuple(shape), device, dtype
         self.gens = []

@@ -41,11 +41,15 @@ class ObjectiveConfig:
         if self.t_sampling not in T_SAMPLING:
             raise bad_value("model.diffusion.t_sampling", self.t_sampling, T_SAMPLING)
         require(self.t_skew_power > 0, f"model.diffusion.t_skew_power={self.t_skew_power} must be > 0")
-        require(self.min_snr_gamma is None or self.min_snr_gamma > 0,
-                f"model.diffusion.min_snr_gamma={self.min_snr_gamma} must be > 0 or null")
-        require(not (schedule.zero_terminal_snr and self.target == "eps"),
-                "model.diffusion.zero_terminal_snr=true needs model.diffusion.target=v or x0 "
-                "(eps cannot be turned into x0 at zero SNR; Lin et al. 2024, Sec. 3.2)")
+        require(
+            self.min_snr_gamma is None or self.min_snr_gamma > 0,
+            f"model.diffusion.min_snr_gamma={self.min_snr_gamma} must be > 0 or null",
+        )
+        require(
+            not (schedule.zero_terminal_snr and self.target == "eps"),
+            "model.diffusion.zero_terminal_snr=true needs model.diffusion.target=v or x0 "
+            "(eps cannot be turned into x0 at zero SNR; Lin et al. 2024, Sec. 3.2)",
+        )
 
 
 def sample_timesteps(cfg: ObjectiveConfig, T: int, n: int, generator=None, device=None) -> torch.Tensor:
@@ -70,16 +74,23 @@ def loss_weights(cfg: ObjectiveConfig, schedule: NoiseSchedule, t: torch.Tensor)
     return w.float()
 
 
-def diffusion_loss(net, x0: torch.Tensor, cond: dict, schedule: NoiseSchedule, cfg: ObjectiveConfig,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def diffusion_loss(
+    net,
+    x0: torch.Tensor,
+    cond: dict,
+    schedule: NoiseSchedule,
+    cfg: ObjectiveConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """One Monte-Carlo estimate of the objective. x0: clean latents (B,C,h,w); cond: keyword
     arguments of ``net`` besides (x_t, t) (e.g. context, mask). Returns (loss, logged scalars)."""
     b = x0.shape[0]
     t = sample_timesteps(cfg, schedule.T, b, generator, x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     if cfg.offset_noise:
-        eps = eps + cfg.offset_noise * torch.randn(b, x0.shape[1], 1, 1, generator=generator,
-                                                    device=x0.device, dtype=x0.dtype)
+        eps = eps + cfg.offset_noise * torch.randn(
+            b, x0.shape[1], 1, 1, generator=generator, device=x0.device, dtype=x0.dtype
+        )
     x_t = schedule.add_noise(x0, eps, t)
     target = schedule.target(cfg.target, x0, eps, t)
     out = net(x_t, t, **cond)

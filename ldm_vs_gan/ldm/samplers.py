@@ -70,13 +70,16 @@ def _ddim_like(denoise, x, schedule, steps, noise, eta):
     return x
 
 
-def ddim(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, steps: int, noise: Noise,
-         eta: float = 0.0) -> torch.Tensor:
+def ddim(
+    denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, steps: int, noise: Noise, eta: float = 0.0
+) -> torch.Tensor:
     """DDIM (Song, Meng & Ermon 2021, Eq. 12); eta = 0 is the deterministic sampler."""
     return _ddim_like(denoise, x, schedule, steps, noise, eta)
 
 
-def ddpm(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, steps: int, noise: Noise) -> torch.Tensor:
+def ddpm(
+    denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, steps: int, noise: Noise
+) -> torch.Tensor:
     """Ancestral sampling from the DDPM posterior q(x_s | x_t, x0) (Ho et al. 2020, Eq. 6-7; for
     strided steps with beta_ts = 1 - abar_t/abar_s). This is exactly DDIM with eta = 1
     (Song et al. 2021, Sec. 4.1), which is how it is computed."""
@@ -97,9 +100,11 @@ def _sigma_grid(schedule: NoiseSchedule, steps: int, karras: bool) -> torch.Tens
 def _edm_denoiser(denoise: Denoiser, schedule: NoiseSchedule):
     """Karras et al. 2022 (Table 1, VP): x_edm = x_t / sqrt(abar), sigma = sqrt((1-abar)/abar);
     D(x_edm; sigma) = denoise(x_edm / sqrt(1 + sigma^2), t(sigma))."""
+
     def D(x, sigma: float):
         t = schedule.sigma_to_t(torch.tensor(sigma, dtype=torch.float64)).float()
         return denoise(x / (1 + sigma**2) ** 0.5, t.expand(x.shape[0]).to(x.device))
+
     return D
 
 
@@ -108,8 +113,14 @@ def _edm_start(x: torch.Tensor, sigma_max: float) -> torch.Tensor:
     return x * (1 + sigma_max**2) ** 0.5
 
 
-def euler(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, steps: int, noise: Noise,
-          karras: bool = False) -> torch.Tensor:
+def euler(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    steps: int,
+    noise: Noise,
+    karras: bool = False,
+) -> torch.Tensor:
     """Euler's method on the probability-flow ODE dx/dsigma = (x - D(x; sigma)) / sigma
     (Karras et al. 2022, Eq. 3 with sigma(t) = t; Algorithm 2 without the 2nd-order correction).
     ``karras``: sigmas from Karras Eq. 5 (rho = 7). Deterministic: ``noise`` is unused."""
@@ -125,8 +136,14 @@ def euler(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, steps: in
     return x
 
 
-def dpmpp_2m(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, steps: int, noise: Noise,
-             karras: bool = False) -> torch.Tensor:
+def dpmpp_2m(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    schedule: NoiseSchedule,
+    steps: int,
+    noise: Noise,
+    karras: bool = False,
+) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2): multistep second order in
     the data prediction, with lambda = -log sigma, h = lambda_next - lambda:
     x_next = (sigma_next/sigma) x - (e^{-h} - 1) D_i,  D_i = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1},
@@ -166,5 +183,14 @@ def get_sampler(name: str) -> Callable:
     return SAMPLERS[name]
 
 
-__all__ = ["SAMPLERS", "get_sampler", "ddpm", "ddim", "euler", "dpmpp_2m", "timestep_grid", "karras_sigmas",
-           "MIN_ABAR"]
+__all__ = [
+    "SAMPLERS",
+    "get_sampler",
+    "ddpm",
+    "ddim",
+    "euler",
+    "dpmpp_2m",
+    "timestep_grid",
+    "karras_sigmas",
+    "MIN_ABAR",
+]

@@ -35,16 +35,21 @@ TARGETS = ("eps", "v", "x0")
 MIN_ABAR = 2.0**-24
 
 
-def make_betas(kind: str, steps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> torch.Tensor:
+def make_betas(
+    kind: str, steps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012
+) -> torch.Tensor:
     if kind == "linear":
         return torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
     if kind == "scaled_linear":
         return torch.linspace(beta_start**0.5, beta_end**0.5, steps, dtype=torch.float64) ** 2
     if kind == "cosine":
+
         def abar(u):
             return math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
+
         return torch.tensor(
-            [min(1 - abar((i + 1) / steps) / abar(i / steps), 0.999) for i in range(steps)], dtype=torch.float64
+            [min(1 - abar((i + 1) / steps) / abar(i / steps), 0.999) for i in range(steps)],
+            dtype=torch.float64,
         )
     raise bad_value("model.diffusion.schedule", kind, SCHEDULES)
 
@@ -62,8 +67,14 @@ def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
 class NoiseSchedule:
     """abar_t for t = 0..T-1 (float64 inside, float32 out), noising and target conversions."""
 
-    def __init__(self, kind: str = "scaled_linear", steps: int = 1000, beta_start: float = 0.00085,
-                 beta_end: float = 0.012, zero_terminal_snr: bool = False):
+    def __init__(
+        self,
+        kind: str = "scaled_linear",
+        steps: int = 1000,
+        beta_start: float = 0.00085,
+        beta_end: float = 0.012,
+        zero_terminal_snr: bool = False,
+    ):
         betas = make_betas(kind, steps, beta_start, beta_end)
         if zero_terminal_snr:
             betas = rescale_zero_terminal_snr(betas)
@@ -85,7 +96,7 @@ class NoiseSchedule:
         ab = 1 / (1 + torch.exp(2 * ls))
         # keep exact table values at integer t (zero-SNR's exact 0 at T-1 included)
         ti = t.double().round().long().clamp(0, self.T - 1)
-        exact = (t.double() == ti.double())
+        exact = t.double() == ti.double()
         ab = torch.where(exact, self.alphas_cumprod.to(t.device)[ti], ab)
         return ab.float()
 

@@ -52,19 +52,47 @@ class UNetConfig:
 #: encoder by the family; the values here are those of the setting each size is named after.
 SIZES: dict[str, dict] = {
     # tests: ~0.2M params
-    "tiny": dict(base_channels=32, channel_mult=[1, 2], layers_per_block=1, attention_levels=[1],
-                 heads=2, norm_groups=8, context_dim=64),
+    "tiny": dict(
+        base_channels=32,
+        channel_mult=[1, 2],
+        layers_per_block=1,
+        attention_levels=[1],
+        heads=2,
+        norm_groups=8,
+        context_dim=64,
+    ),
     # the default on the toy world (8x8x4 latents, toy CLIP tokens): attention at 8x8 and 4x4,
     # one res block per level (4.3M params, 0.6 GFLOP per training image: CPU-sized)
-    "toy": dict(base_channels=64, channel_mult=[1, 2], layers_per_block=1, attention_levels=[0, 1],
-                heads=4, norm_groups=32, context_dim=128),
+    "toy": dict(
+        base_channels=64,
+        channel_mult=[1, 2],
+        layers_per_block=1,
+        attention_levels=[0, 1],
+        heads=4,
+        norm_groups=32,
+        context_dim=128,
+    ),
     # the 2023 thesis: 16x16x4 latents (128 px, f=8), CLIP ViT-B/32 text tokens (512), ~24.8M params
-    "thesis128": dict(base_channels=64, channel_mult=[1, 2, 4], layers_per_block=2,
-                      attention_levels=[1, 2], heads=8, norm_groups=32, context_dim=512),
+    "thesis128": dict(
+        base_channels=64,
+        channel_mult=[1, 2, 4],
+        layers_per_block=2,
+        attention_levels=[1, 2],
+        heads=8,
+        norm_groups=32,
+        context_dim=512,
+    ),
     # Stable Diffusion v1 shape (REFERENCE.md s3): 320, [1,2,4,4], attention at levels 0-2, 8 heads,
     # context 768: ~860M params
-    "sd": dict(base_channels=320, channel_mult=[1, 2, 4, 4], layers_per_block=2,
-               attention_levels=[0, 1, 2], heads=8, norm_groups=32, context_dim=768),
+    "sd": dict(
+        base_channels=320,
+        channel_mult=[1, 2, 4, 4],
+        layers_per_block=2,
+        attention_levels=[0, 1, 2],
+        heads=8,
+        norm_groups=32,
+        context_dim=768,
+    ),
 }
 
 
@@ -79,11 +107,15 @@ def unet_config(size: str, **overrides) -> UNetConfig:
     kw = {**SIZES[size], **{k: v for k, v in overrides.items() if v is not None}}
     cfg = UNetConfig(**kw)
     levels = len(cfg.channel_mult)
-    require(all(0 <= lvl < levels for lvl in cfg.attention_levels),
-            f"model.unet.attention_levels={cfg.attention_levels} must be level indices in [0, {levels})")
+    require(
+        all(0 <= lvl < levels for lvl in cfg.attention_levels),
+        f"model.unet.attention_levels={cfg.attention_levels} must be level indices in [0, {levels})",
+    )
     for m in cfg.channel_mult:
-        require((cfg.base_channels * m) % cfg.norm_groups == 0,
-                f"model.unet.norm_groups={cfg.norm_groups} must divide every level's channels")
+        require(
+            (cfg.base_channels * m) % cfg.norm_groups == 0,
+            f"model.unet.norm_groups={cfg.norm_groups} must divide every level's channels",
+        )
     return cfg
 
 
@@ -142,9 +174,11 @@ class Stage(nn.Module):
         super().__init__()
         self.res = ResBlock(cin, cout, temb, cfg.norm_groups, cfg.dropout)
         self.attn = (
-            SpatialTransformer(cout, cfg.context_dim, cfg.heads_at(cout), cfg.transformer_depth,
-                               cfg.norm_groups, cfg.dropout)
-            if attention else None
+            SpatialTransformer(
+                cout, cfg.context_dim, cfg.heads_at(cout), cfg.transformer_depth, cfg.norm_groups, cfg.dropout
+            )
+            if attention
+            else None
         )
 
     def forward(self, x, emb, context, mask):
@@ -178,9 +212,11 @@ class UNet(nn.Module):
                 skips.append(cur)
         self.mid1 = ResBlock(cur, cur, temb, cfg.norm_groups, cfg.dropout)
         self.mid_attn = (
-            SpatialTransformer(cur, cfg.context_dim, cfg.heads_at(cur), cfg.transformer_depth,
-                               cfg.norm_groups, cfg.dropout)
-            if cfg.mid_attention else None
+            SpatialTransformer(
+                cur, cfg.context_dim, cfg.heads_at(cur), cfg.transformer_depth, cfg.norm_groups, cfg.dropout
+            )
+            if cfg.mid_attention
+            else None
         )
         self.mid2 = ResBlock(cur, cur, temb, cfg.norm_groups, cfg.dropout)
         # Up path: layers_per_block + 1 stages per level, each eats one skip (concatenated).
@@ -201,8 +237,9 @@ class UNet(nn.Module):
             return checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         # SiLU once here: every ResBlock projects SiLU(temb) (diffusers applies it per block; same math).

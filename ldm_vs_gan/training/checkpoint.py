@@ -120,7 +120,11 @@ def set_rng_state(state: dict) -> None:
         )
     )
     random.setstate(
-        (state["python_version"], tuple(int(v) for v in state["python_internal"].tolist()), state["python_gauss"])
+        (
+            state["python_version"],
+            tuple(int(v) for v in state["python_internal"].tolist()),
+            state["python_gauss"],
+        )
     )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

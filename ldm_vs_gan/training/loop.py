@@ -67,21 +67,33 @@ class Trainer:
         for ph in self.phases:
             unknown = [n for n in ph.networks if n not in self.nets]
             if unknown:
-                raise ConfigError(f"phase {ph.name!r} of {cfg.model._target_} names unknown networks {unknown}; "
-                                  f"networks are {sorted(self.nets)}")
-        self.phase_params = {ph.name: [p for n in ph.networks for p in self.nets[n].parameters()]
-                             for ph in self.phases}
-        self.opts = {ph.name: build_optimizer(ph.optimizer, self.phase_params[ph.name], ph.name)
-                     for ph in self.phases}
+                raise ConfigError(
+                    f"phase {ph.name!r} of {cfg.model._target_} names unknown networks {unknown}; "
+                    f"networks are {sorted(self.nets)}"
+                )
+        self.phase_params = {
+            ph.name: [p for n in ph.networks for p in self.nets[n].parameters()] for ph in self.phases
+        }
+        self.opts = {
+            ph.name: build_optimizer(ph.optimizer, self.phase_params[ph.name], ph.name) for ph in self.phases
+        }
         self.scalers = {ph.name: precision.make_scaler(self.precision, self.device) for ph in self.phases}
         ema_name = self.family.ema_network
         self.ema = EMA(self.nets[ema_name], s.ema_decay, s.ema_warmup, s.ema_every) if ema_name else None
         # DDP only around the networks a phase trains; frozen components are never wrapped.
         trained = sorted({n for ph in self.phases for n in ph.networks})
-        self.wrapped = {n: (DDP(self.nets[n], device_ids=[self.device.index] if self.device.type == "cuda"
-                                else None) if dist.active else self.nets[n]) for n in trained}
-        self.ctx_nets = {ph.name: {n: (self.wrapped[n] if n in ph.networks else m) for n, m in self.nets.items()}
-                         for ph in self.phases}
+        self.wrapped = {
+            n: (
+                DDP(self.nets[n], device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                if dist.active
+                else self.nets[n]
+            )
+            for n in trained
+        }
+        self.ctx_nets = {
+            ph.name: {n: (self.wrapped[n] if n in ph.networks else m) for n, m in self.nets.items()}
+            for ph in self.phases
+        }
         self.images_seen = 0
         self.step = 0
         self.skipped: dict[str, int] = {}
@@ -145,7 +157,9 @@ class Trainer:
     def save(self, periodic: bool) -> None:
         state = self.state()  # collective (RNG gather): every rank calls it
         if self.dist.is_main:
-            ckpt.save_with_copies(state, self.rd.checkpoints, self.images_seen, self.s.keep_checkpoints, periodic)
+            ckpt.save_with_copies(
+                state, self.rd.checkpoints, self.images_seen, self.s.keep_checkpoints, periodic
+            )
             self.rd.export_weights(self.family, self.nets, self.ema, self.images_seen, self.step)
         distributed.barrier(self.dist)
 
@@ -157,8 +171,11 @@ class Trainer:
         for n, m in self.nets.items():
             m.requires_grad_(n in ph.networks)
         opt.zero_grad(set_to_none=True)
-        ctx = StepContext(nets=self.ctx_nets[ph.name], grad_scale=scaler.get_scale() if scaler else 1.0,
-                          images_seen=self.images_seen)
+        ctx = StepContext(
+            nets=self.ctx_nets[ph.name],
+            grad_scale=scaler.get_scale() if scaler else 1.0,
+            images_seen=self.images_seen,
+        )
         loss_sum = torch.zeros((), device=self.device)
         for i, mb in enumerate(micro):
             last = i == len(micro) - 1
@@ -194,7 +211,13 @@ class Trainer:
             return False
         peak = ph.optimizer.lr
         s = self.s
-        set_lr(opt, peak * lr_factor(self.images_seen + s.batch_size, s.warmup_images, s.lr_decay, s.max_images, s.min_lr_ratio))
+        set_lr(
+            opt,
+            peak
+            * lr_factor(
+                self.images_seen + s.batch_size, s.warmup_images, s.lr_decay, s.max_images, s.min_lr_ratio
+            ),
+        )
         if scaler is not None:
             scaler.step(opt)
             scaler.update()
@@ -204,11 +227,16 @@ class Trainer:
 
     def _nonfinite_message(self, phase: str, loss, gnorm) -> str:
         last = self.rd.last_checkpoint
-        intact = (f"the last good checkpoint {last} (images_seen={ckpt.load(last)['images_seen']}) is intact"
-                  if last.exists() else "no checkpoint was written yet")
-        return (f"non-finite {'loss' if not torch.isfinite(loss) else 'gradient'} in phase {phase!r} at "
-                f"images_seen={self.images_seen} (loss={float(loss):.4g}, grad_norm={float(gnorm):.4g}); "
-                f"{intact}; set trainer.on_nonfinite=skip to skip such steps, or lower the learning rate")
+        intact = (
+            f"the last good checkpoint {last} (images_seen={ckpt.load(last)['images_seen']}) is intact"
+            if last.exists()
+            else "no checkpoint was written yet"
+        )
+        return (
+            f"non-finite {'loss' if not torch.isfinite(loss) else 'gradient'} in phase {phase!r} at "
+            f"images_seen={self.images_seen} (loss={float(loss):.4g}, grad_norm={float(gnorm):.4g}); "
+            f"{intact}; set trainer.on_nonfinite=skip to skip such steps, or lower the learning rate"
+        )
 
     def train_step(self, batch, scalars: dict) -> None:
         micro = batch.split(self.s.accumulate) if self.s.accumulate > 1 else [batch]
@@ -229,14 +257,27 @@ class Trainer:
         if dist.is_main:
             self.rd.write_config(cfg)
         distributed.barrier(dist)
-        log = RunLogger(self.rd.path, cfg, enabled=dist.is_main, max_images=s.max_images,
-                        start_images=self.images_seen, progress=s.progress)
+        log = RunLogger(
+            self.rd.path,
+            cfg,
+            enabled=dist.is_main,
+            max_images=s.max_images,
+            start_images=self.images_seen,
+            progress=s.progress,
+        )
         previewer = Previewer(self, log)
         from ldm_vs_gan import data as data_mod  # attribute lookup at call time (tests stand in)
 
         loader = data_mod.build_loader(
-            cfg.data, split="train", batch_size=s.per_rank_batch, rank=dist.rank, world_size=dist.world_size,
-            seed=int(cfg.seed), start_images_seen=self.images_seen, num_workers=s.num_workers)
+            cfg.data,
+            split="train",
+            batch_size=s.per_rank_batch,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            seed=int(cfg.seed),
+            start_images_seen=self.images_seen,
+            num_workers=s.num_workers,
+        )
         it = iter(loader)
         if self.resumed_from:
             log.message(f"resumed from {self.resumed_from} at images_seen={self.images_seen}")
@@ -254,8 +295,10 @@ class Trainer:
                 while self.images_seen < s.max_images:
                     (stop,) = distributed.any_flag(dist, signals.received is not None)
                     if stop:
-                        log.message(f"{signals.name or 'stop signal'}: writing a checkpoint at "
-                                    f"images_seen={self.images_seen} and exiting")
+                        log.message(
+                            f"{signals.name or 'stop signal'}: writing a checkpoint at "
+                            f"images_seen={self.images_seen} and exiting"
+                        )
                         self.save(periodic=False)
                         return self.rd.path
                     batch = next(it).to(self.device, non_blocking=True)
@@ -276,8 +319,9 @@ class Trainer:
                         rec = self._log_record(scalars, n_steps_logged, now - t_log - t_side, flops_per_image)
                         log.log(rec)
                         if log.bar is not None:
-                            log.bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k.endswith("/loss")},
-                                                refresh=False)
+                            log.bar.set_postfix(
+                                {k: f"{v:.4g}" for k, v in rec.items() if k.endswith("/loss")}, refresh=False
+                            )
                         scalars, n_steps_logged, t_log, t_side = {}, 0, now, 0.0
                     t0 = time.perf_counter()
                     if settings.crossed(before, after, s.sample_every) or (done and s.sample_every > 0):

@@ -16,15 +16,15 @@ from ldm_vs_gan.training.family import OptimizerSpec
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
-def build_optimizer(spec: OptimizerSpec, params: list[torch.nn.Parameter], phase: str) -> torch.optim.Optimizer:
+def build_optimizer(
+    spec: OptimizerSpec, params: list[torch.nn.Parameter], phase: str
+) -> torch.optim.Optimizer:
     cls = OPTIMIZERS.get(spec.name)
     if cls is None:
         raise bad_value(f"optimizer of phase {phase!r} (name)", spec.name, OPTIMIZERS)
     if not params:
         raise ValueError(f"phase {phase!r} has no trainable parameters")
-    return cls(
-        params, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps, weight_decay=spec.weight_decay
-    )
+    return cls(params, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps, weight_decay=spec.weight_decay)
 
 
 def warmup_factor(images_seen: int, warmup_images: int) -> float:

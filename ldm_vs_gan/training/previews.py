@@ -48,7 +48,8 @@ class Previewer:
         if self._panel is None:
             self._panel = data_mod.heldout_batch(t.cfg.data, t.s.sample_n).to(t.device)
             (t.rd.samples / "panel.txt").write_text(
-                "".join(f"{t.s.sample_seed + i}\t{c}\n" for i, c in enumerate(self._panel.captions)))
+                "".join(f"{t.s.sample_seed + i}\t{c}\n" for i, c in enumerate(self._panel.captions))
+            )
         seeds = [t.s.sample_seed + i for i in range(len(self._panel))]
         with self._eval_mode() as fam:
             images = fam.preview(self._panel, seeds)
@@ -89,7 +90,9 @@ class Previewer:
 
         fn = getattr(metrics, "quick_eval", None)
         if fn is None and not self._quick_eval_missing_warned:
-            self.log.message("ldm_vs_gan.metrics.quick_eval is not available: quick evaluation logs "
-                             "only the family's own evaluate()")
+            self.log.message(
+                "ldm_vs_gan.metrics.quick_eval is not available: quick evaluation logs "
+                "only the family's own evaluate()"
+            )
             self._quick_eval_missing_warned = True
         return fn

@@ -39,7 +39,10 @@ class Generator(nn.Module):
         super().__init__()
         self.resolution = resolution
         self.net = nn.Sequential(
-            nn.Linear(embed_dim + 1, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(embed_dim + 1, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
             nn.Linear(hidden, 3 * resolution * resolution),
         )
 
@@ -52,8 +55,15 @@ class RegressFamily(Family):
     ema_network = "generator"
     generative = True
 
-    def __init__(self, embed_dim: int, hidden: int, resolution: int, lr: float, grad_clip: float | None,
-                 nan_at_images: int | None):
+    def __init__(
+        self,
+        embed_dim: int,
+        hidden: int,
+        resolution: int,
+        lr: float,
+        grad_clip: float | None,
+        nan_at_images: int | None,
+    ):
         super().__init__()
         self.embed_dim = embed_dim
         self.generator = Generator(embed_dim, hidden, resolution)
@@ -64,13 +74,21 @@ class RegressFamily(Family):
     def from_config(cls, cfg) -> RegressFamily:
         m = cfg.model
         require(int(m.hidden) > 0, f"model.hidden={m.hidden!r} must be a positive integer")
-        return cls(int(m.embed_dim), int(m.hidden), int(cfg.data.resolution), float(m.lr),
-                   m.get("grad_clip"), m.get("nan_at_images"))
+        return cls(
+            int(m.embed_dim),
+            int(m.hidden),
+            int(cfg.data.resolution),
+            float(m.lr),
+            m.get("grad_clip"),
+            m.get("nan_at_images"),
+        )
 
     def phases(self) -> list[Phase]:
         spec = OptimizerSpec(name="adamw", lr=self.lr, grad_clip=self.grad_clip)
-        return [Phase("generator", ["generator"], spec),
-                Phase("critic", ["critic"], OptimizerSpec(name="adam", lr=self.lr))]
+        return [
+            Phase("generator", ["generator"], spec),
+            Phase("critic", ["critic"], OptimizerSpec(name="adam", lr=self.lr)),
+        ]
 
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "critic": self.critic}
@@ -100,7 +118,9 @@ class RegressFamily(Family):
         device = next(self.generator.parameters()).device
         seeds = torch.as_tensor(seeds, dtype=torch.int64)
         # z from each image's own seed: image i depends only on (caption i, seed i)
-        z = torch.stack([torch.randn(1, generator=torch.Generator().manual_seed(int(s))) * 0.1 for s in seeds])
+        z = torch.stack(
+            [torch.randn(1, generator=torch.Generator().manual_seed(int(s))) * 0.1 for s in seeds]
+        )
         img = self.generator(self._emb(captions, device), z.to(device))
         return ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
@@ -108,7 +128,9 @@ class RegressFamily(Family):
     def evaluate(self, batches: list[Batch]) -> dict[str, float]:
         err, n = 0.0, 0
         for b in batches:
-            pred = self.generator(self._emb(b.captions, b.images.device), torch.zeros(len(b), 1, device=b.images.device))
+            pred = self.generator(
+                self._emb(b.captions, b.images.device), torch.zeros(len(b), 1, device=b.images.device)
+            )
             err += float((pred - b.images).pow(2).mean()) * len(b)
             n += len(b)
         return {"mse": err / max(n, 1)}

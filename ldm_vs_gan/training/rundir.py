@@ -21,8 +21,17 @@ from ldm_vs_gan.training import checkpoint as ckpt
 
 # Config nodes that define *what* is trained: a run dir cannot be resumed with other values.
 # The budget, intervals, logger and precision may change between launches.
-IDENTITY_KEYS = ("seed", "model", "data", "clip", "autoencoder", "trainer.batch_size", "trainer.accumulate",
-                 "trainer.warmup_images", "trainer.ema")
+IDENTITY_KEYS = (
+    "seed",
+    "model",
+    "data",
+    "clip",
+    "autoencoder",
+    "trainer.batch_size",
+    "trainer.accumulate",
+    "trainer.warmup_images",
+    "trainer.ema",
+)
 
 
 class RunDir:
@@ -69,7 +78,8 @@ class RunDir:
             if a != b:
                 raise ConfigError(
                     f"run_dir={str(self.path)!r} holds a run with another {key} ({_short(a)} != {_short(b)}); "
-                    f"resume with the same config or choose a new run_dir")
+                    f"resume with the same config or choose a new run_dir"
+                )
 
     def export_weights(self, family, nets, ema, images_seen: int, step: int) -> dict:
         tensors = {}
@@ -127,8 +137,10 @@ def init_weights_from(path, nets: dict, ema) -> None:
         if ema is not None:
             ema.load_state_dict({"updates": 0, "params": dict(ema.module.named_parameters())})
         return
-    raise UserError(f"init_from={str(path)!r}: no checkpoints/last.pt or weights/manifest.json there; "
-                    f"give a run dir or a checkpoint file")
+    raise UserError(
+        f"init_from={str(path)!r}: no checkpoints/last.pt or weights/manifest.json there; "
+        f"give a run dir or a checkpoint file"
+    )
 
 
 def load_run(run_dir, *, weights: str = "ema", device="cpu"):
@@ -153,14 +165,21 @@ def load_run(run_dir, *, weights: str = "ema", device="cpu"):
         tensors, manifest = ckpt.read_weights(rd.weights)
         for name, m in nets.items():
             m.load_state_dict(tensors[name])
-        info = {"images_seen": manifest["images_seen"], "checkpoint": str(rd.path / manifest["checkpoint"]),
-                "weights": "ema" if manifest.get("ema_network") else "raw",
-                "weights_sha256": {n: e["sha256"] for n, e in manifest["networks"].items()}}
+        info = {
+            "images_seen": manifest["images_seen"],
+            "checkpoint": str(rd.path / manifest["checkpoint"]),
+            "weights": "ema" if manifest.get("ema_network") else "raw",
+            "weights_sha256": {n: e["sha256"] for n, e in manifest["networks"].items()},
+        }
     else:
         state = ckpt.load(rd.last_checkpoint)
         for name, m in nets.items():
             m.load_state_dict(state["networks"][name])
-        info = {"images_seen": int(state["images_seen"]), "checkpoint": str(rd.last_checkpoint),
-                "weights": "raw", "weights_sha256": None}
+        info = {
+            "images_seen": int(state["images_seen"]),
+            "checkpoint": str(rd.last_checkpoint),
+            "weights": "raw",
+            "weights_sha256": None,
+        }
     family.to(torch.device(device)).eval()
     return family, cfg, info

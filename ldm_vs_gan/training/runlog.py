@@ -44,8 +44,16 @@ def truncate_jsonl(path: Path, images_seen: int) -> None:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, cfg: DictConfig, *, enabled: bool, max_images: int, start_images: int,
-                 progress: bool):
+    def __init__(
+        self,
+        run_dir: Path,
+        cfg: DictConfig,
+        *,
+        enabled: bool,
+        max_images: int,
+        start_images: int,
+        progress: bool,
+    ):
         self.enabled = enabled
         self.run_dir = run_dir
         self.wandb = None
@@ -65,8 +73,14 @@ class RunLogger:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=max_images, initial=start_images, unit="img", unit_scale=True, dynamic_ncols=True,
-                file=sys.stderr, desc=cfg.model.get("name", "train"), smoothing=0.1,
+                total=max_images,
+                initial=start_images,
+                unit="img",
+                unit_scale=True,
+                dynamic_ncols=True,
+                file=sys.stderr,
+                desc=cfg.model.get("name", "train"),
+                smoothing=0.1,
             )
 
     def _init_wandb(self, cfg: DictConfig) -> None:
@@ -95,8 +109,10 @@ class RunLogger:
             return
         self._file.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
         if self.wandb is not None:
-            self.wandb.log({k: v for k, v in record.items() if isinstance(v, (int, float))},
-                           step=int(record["images_seen"]))
+            self.wandb.log(
+                {k: v for k, v in record.items() if isinstance(v, (int, float))},
+                step=int(record["images_seen"]),
+            )
 
     def image(self, key: str, path: Path, images_seen: int, caption: str = "") -> None:
         if self.enabled and self.wandb is not None and self.log_images:

@@ -114,8 +114,10 @@ def read(cfg: DictConfig, world_size: int) -> Settings:
         f"trainer.batch_size={s.batch_size} must be divisible by world_size*trainer.accumulate="
         f"{world_size}*{s.accumulate}={world_size * s.accumulate}",
     )
-    require(0.0 <= s.ema_decay < 1.0,
-            f"trainer.ema.decay={s.ema_decay!r} is not allowed; choose a value in [0, 1)")
+    require(
+        0.0 <= s.ema_decay < 1.0,
+        f"trainer.ema.decay={s.ema_decay!r} is not allowed; choose a value in [0, 1)",
+    )
     require(s.ema_every >= 1, f"trainer.ema.every={s.ema_every} must be an integer >= 1")
     require(s.eval_batch_size >= 1, f"trainer.eval.batch_size={s.eval_batch_size} must be >= 1")
     require(s.sample_n >= 0 and s.eval_n >= 0, "trainer.sample.n and trainer.eval.n must be >= 0")
