@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first and alone: pinned CUDA-capable 2.14.1 + torchvision 0.29.1 (from the local disk here)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# dev: pytest + ruff; slurm: the submitit launcher, so the SLURM preset's test runs instead of skipping
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,slurm]'
 	touch $(STAMP)
 
 install: $(STAMP)
