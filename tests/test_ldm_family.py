@@ -4,10 +4,10 @@ that can be regenerated alone, and rejects bad sampling options with one-line er
 
 import json
 
+import ldm_support
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 from test_engine_support import CONFIGS, RES
 
 from ldm_vs_gan.errors import ConfigError
@@ -15,35 +15,7 @@ from ldm_vs_gan.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from test_engine_support import standin_build_loader, standin_heldout_batch
-
-    import ldm_vs_gan.data as data
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(data, "build_loader", standin_build_loader, raising=False)
-    mp.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
-    torch.set_num_threads(1)
-    run_dir = tmp_path_factory.mktemp("ldm") / "run"
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "model=ldm",
-                "experiment=ldm_tiny",
-                "logger=none",
-                f"run_dir={run_dir}",
-                f"data.resolution={RES}",
-                "trainer.eval_every=0",
-                "trainer.max_images=64",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.data.name = "standin"
-    from ldm_vs_gan.training import run
-
-    rd = run(cfg)
-    yield rd
-    mp.undo()
+    yield from ldm_support.tiny_ldm_run(tmp_path_factory.mktemp("ldm") / "run", "trainer.max_images=64")
 
 
 def test_tiny_ldm_trains_through_the_engine(tiny_run):

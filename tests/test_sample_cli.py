@@ -3,12 +3,11 @@ one image regenerable alone by its seed, and diffusion-only flags rejected for a
 
 import argparse
 
+import ldm_support
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 from PIL import Image
-from test_engine_support import CONFIGS, RES
+from test_engine_support import RES
 
 from ldm_vs_gan.errors import UserError
 from ldm_vs_gan.sample import main, sampling_options
@@ -16,35 +15,9 @@ from ldm_vs_gan.sample import main, sampling_options
 
 @pytest.fixture(scope="module")
 def tiny_ldm_run(tmp_path_factory):
-    from test_engine_support import standin_build_loader, standin_heldout_batch
-
-    import ldm_vs_gan.data as data
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(data, "build_loader", standin_build_loader, raising=False)
-    mp.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
-    torch.set_num_threads(1)
-    run_dir = tmp_path_factory.mktemp("sample") / "run"
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "model=ldm",
-                "experiment=ldm_tiny",
-                "logger=none",
-                f"run_dir={run_dir}",
-                f"data.resolution={RES}",
-                "trainer.eval_every=0",
-                "trainer.max_images=16",
-                "trainer.sample_every=0",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.data.name = "standin"
-    from ldm_vs_gan.training import run
-
-    yield run(cfg)
-    mp.undo()
+    yield from ldm_support.tiny_ldm_run(
+        tmp_path_factory.mktemp("sample") / "run", "trainer.max_images=16", "trainer.sample_every=0"
+    )
 
 
 def test_sample_writes_pngs_with_metadata_and_grid(tiny_ldm_run, tmp_path, capsys):
