@@ -17,7 +17,14 @@ import torch
 from ldm_vs_gan.data.batch import Batch
 from ldm_vs_gan.errors import bad_value, require
 from ldm_vs_gan.galip import arch
-from ldm_vs_gan.galip.losses import clip_similarity, hinge_fake, hinge_real, ma_gp, mismatched
+from ldm_vs_gan.galip.losses import (
+    clip_similarity,
+    hinge_fake,
+    hinge_real,
+    ma_gp,
+    mismatched,
+    mode_seeking,
+)
 from ldm_vs_gan.galip.mate_d import MateD
 from ldm_vs_gan.galip.mate_g import MateG
 from ldm_vs_gan.galip.vit import taps_and_embedding
@@ -105,6 +112,17 @@ class GALIPFamily(Family):
         self.gp_k = float(_get(loss, "magp_k", 2.0))
         self.gp_p = float(_get(loss, "magp_p", 6.0))
         self.mismatch_weight = float(_get(loss, "mismatch_weight", 0.5))
+        # Mode-seeking term (MSGAN, Mao et al., CVPR 2019, eq. 3); 0 = off (official GALIP).
+        self.mode_seeking = float(_get(loss, "mode_seeking", 0.0))
+        require(self.mode_seeking >= 0, f"model.loss.mode_seeking={self.mode_seeking} must be >= 0")
+        # One fake batch per step, made in the D phase and reused (graph kept) by the G phase, as
+        # the official training loop does; false = a fresh no-grad fake in the D phase and a new
+        # one (new z) in the G phase (costs one more G forward and ViT pass per image).
+        share = _get(m, "share_fake", True)
+        if not isinstance(share, bool):
+            raise bad_value("model.share_fake", share, "true, false")
+        self.share_fake = share
+        self._fake_cache: tuple | None = None  # (real images, z, taps, embedding, fake images)
         betas = tuple(float(b) for b in _get(opt, "betas", (0.0, 0.9)))
         require(len(betas) == 2, f"model.optim.betas={list(betas)} must be two numbers")
         self._opt_g = OptimizerSpec(
@@ -161,23 +179,65 @@ class GALIPFamily(Family):
             return self._g_loss(batch, ctx)
         raise bad_value("phase", phase, ["discriminator", "generator"])
 
+    def _fake(
+        self, G, sent: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """One fake batch for the step: (z (B, z_dim), Mate-D taps [(B, C, gh, gw)], CLIP image
+        embedding (B, E), images (B, 3, H, W)). With the mode-seeking term on, the second half of
+        the batch repeats the first half's sentences with new z, so every pair (i, i + B/2)
+        shares a caption (MSGAN needs two images of one condition)."""
+        b = sent.shape[0]
+        require(
+            self.mode_seeking <= 0 or b >= 2, "model.loss.mode_seeking needs a per-rank batch of at least 2"
+        )
+        sent = self._g_sentences(sent)
+        z = self._noise(b, sent.device)
+        fake = G(z, sent)
+        taps, emb = taps_and_embedding(self.clip, fake, self.taps)  # one frozen-ViT pass
+        return z, taps, emb, fake
+
+    def _g_sentences(self, sent: torch.Tensor) -> torch.Tensor:
+        """The sentences the fake batch was made from (see ``_fake``)."""
+        if self.mode_seeking <= 0:
+            return sent
+        half = sent.shape[0] // 2
+        return torch.cat([sent[:half], sent[:half], sent[2 * half :]], dim=0)
+
+    def _can_share(self, G) -> bool:
+        # Under DDP the G phase must run its own forward through the DDP wrapper (the reducer
+        # prepares for backward in forward), so the fake is not carried over there.
+        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        return self.share_fake and not dist and torch.is_grad_enabled() and G is self.generator
+
     def _d_loss(self, batch: Batch, ctx: StepContext):
         G, D = ctx.nets["generator"], ctx.nets["discriminator"]
         images = batch.images
         sent = self.sentence(batch.captions)
+        self._fake_cache = None
+        if self._can_share(G):
+            # The loop turned G's requires_grad off for this phase; switch it on for the forward
+            # only, so the graph the G phase needs is recorded (the D loss below sees detached
+            # features, so this phase's backward puts nothing into G's gradients).
+            G.requires_grad_(True)
+            try:
+                z, fake_taps, emb, fake = self._fake(G, sent)
+            finally:
+                G.requires_grad_(False)
+            self._fake_cache = (images, z, fake_taps, emb, fake)
+            fake_taps = [t.detach() for t in fake_taps]
+        else:
+            with torch.no_grad():
+                _, fake_taps, _, _ = self._fake(G, sent)
         with torch.no_grad():
             real_taps = self.clip.image_block_tokens(images, self.taps)
-            fake = G(self._noise(images.shape[0], images.device), sent)  # features detached
-            fake_taps = self.clip.image_block_tokens(fake, self.taps)
         # MA-GP differentiates D with respect to the real CLIP features and the sentence.
         real_taps = [t.detach().requires_grad_(True) for t in real_taps]
         sent_gp = sent.detach().clone().requires_grad_(True)
         # D sees views of the leaves, not the leaves: torch's FlopCounterMode (the engine measures
         # the first step with it) hooks module inputs and fails in autograd.grad on leaf inputs.
-        real = D([t.view_as(t) for t in real_taps], sent_gp.view_as(sent_gp))  # (B,)
-        # every image with another sample's caption (features detached: they are not trained)
-        mis = D([t.detach() for t in real_taps], mismatched(sent))
-        fk = D(fake_taps, sent)
+        # Real image with its caption and with another sample's caption, on one feature pass.
+        real, mis = D([t.view_as(t) for t in real_taps], sent_gp.view_as(sent_gp), mismatched(sent))
+        fk = D(fake_taps, self._g_sentences(sent))
         l_real, l_fake, l_mis = hinge_real(real), hinge_fake(fk), hinge_fake(mis)
         gp = ma_gp(real, [*real_taps, sent_gp], k=self.gp_k, p=self.gp_p, grad_scale=ctx.grad_scale)
         total = l_real + self.mismatch_weight * (l_fake + l_mis) + gp
@@ -194,13 +254,22 @@ class GALIPFamily(Family):
     def _g_loss(self, batch: Batch, ctx: StepContext):
         G, D = ctx.nets["generator"], ctx.nets["discriminator"]
         sent = self.sentence(batch.captions)
-        fake = G(self._noise(len(batch), batch.images.device), sent)
-        taps, emb = taps_and_embedding(self.clip, fake, self.taps)  # one frozen-ViT pass
-        logit = D(taps, sent)
-        sim = clip_similarity(emb, sent)
+        cache, self._fake_cache = self._fake_cache, None
+        if cache is not None and cache[0] is batch.images:
+            _, z, taps, emb, fake = cache  # the D phase's fake (G is not updated in between)
+        else:
+            z, taps, emb, fake = self._fake(G, sent)
+        sent_g = self._g_sentences(sent)
+        logit = D(taps, sent_g)
+        sim = clip_similarity(emb, sent_g)
         adv = -logit.float().mean()
         total = adv - self.clip_weight * sim
-        return total, {"adv": adv.detach(), "clip_sim": sim.detach()}
+        logs = {"adv": adv.detach(), "clip_sim": sim.detach()}
+        if self.mode_seeking > 0:
+            ms = mode_seeking(fake, z)
+            total = total + self.mode_seeking * ms
+            logs["mode_seeking"] = ms.detach()
+        return total, logs
 
     # ---- sampling ---------------------------------------------------------------------------
 

@@ -64,3 +64,18 @@ def ma_gp(
 def clip_similarity(image_embedding: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
     """Mean cosine similarity between CLIP image embeddings (B, E) and sentence embeddings (B, E)."""
     return F.cosine_similarity(image_embedding.float(), sentence.float(), dim=1).mean()
+
+
+def mode_seeking(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking term of MSGAN (Mao et al., CVPR 2019, eq. 3), as their code computes it: rows
+    i and i + B/2 share a condition, lz = mean|G(c, z1) - G(c, z2)| / mean|z1 - z2| over the
+    pairs, and the generator minimises 1 / (lz + eps). It rewards images that move when z moves,
+    i.e. it penalises the collapse of all z onto one image per prompt. Not in official GALIP.
+
+    images (B, 3, H, W), z (B, z_dim), B >= 2 (an odd last row is left out) -> scalar."""
+    half = images.shape[0] // 2
+    if half < 1:
+        raise ValueError("the mode-seeking term needs at least one pair (batch >= 2)")
+    d_img = (images[:half].float() - images[half : 2 * half].float()).abs().mean()
+    d_z = (z[:half].float() - z[half : 2 * half].float()).abs().mean()
+    return 1.0 / (d_img / d_z + eps)

@@ -56,9 +56,14 @@ class MateD(nn.Module):
 
         return {"feature_extractor": n(self.blend, self.main), "assessor": n(self.assessor)}
 
-    def forward(self, taps: list[torch.Tensor] | torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, taps: list[torch.Tensor] | torch.Tensor, sentence: torch.Tensor, *more: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """taps: n_taps tensors (B, width, gh, gw) (or stacked (B, n_taps, width, gh, gw));
-        sentence (B, E) -> logits (B,)."""
+        sentence (B, E) -> logits (B,). Extra sentence batches ``more`` (each (B, E)) are judged
+        against the same image features, which are computed once (official GALIP: NetD once on
+        the real image, NetC on it with the matching and the mismatched captions); then the
+        result is a tuple of logits, one (B,) per sentence batch."""
         if isinstance(taps, torch.Tensor):
             taps = list(taps.unbind(1))
         if len(taps) != self.n_taps:
@@ -67,6 +72,11 @@ class MateD(nn.Module):
         for block, feat in zip(self.blend, taps[1:]):
             out = block(out, feat)
         out = self.main(out)  # (B, out_channels, gh, gw)
+        logits = tuple(self._assess(out, s) for s in (sentence, *more))
+        return logits if more else logits[0]
+
+    def _assess(self, out: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        """Quality assessor: features (B, C, gh, gw) + sentence (B, E) -> logits (B,)."""
         cond = sentence.to(out.dtype)[:, :, None, None].expand(-1, -1, *out.shape[-2:])
         logit = self.assessor(torch.cat([out, cond], dim=1))  # (B, 1, 1, 1)
         return logit.flatten(1).mean(1)  # (B,)
