@@ -82,12 +82,15 @@ def test_mate_d_extra_sentences_equal_separate_calls():
 
 def test_mode_seeking_matches_msgan_formula_and_rewards_spread():
     torch.manual_seed(0)
-    imgs, z = torch.randn(6, 3, 4, 4), torch.randn(6, 5)
+    imgs, z = torch.rand(6, 3, 4, 4) * 0.5 - 0.25, torch.randn(6, 5)
     lz = (imgs[:3] - imgs[3:]).abs().mean() / (z[:3] - z[3:]).abs().mean()
     torch.testing.assert_close(mode_seeking(imgs, z), 1 / (lz + 1e-5))
     spread = imgs.clone()
     spread[3:] = imgs[:3] + 2 * (imgs[3:] - imgs[:3])  # pairs twice as far apart
     assert mode_seeking(spread, z) < mode_seeking(imgs, z)
+    far = imgs.clone()
+    far[3:] = torch.where(imgs[3:] > imgs[:3], 5.0, -5.0)  # beyond the image range: clamped
+    torch.testing.assert_close(mode_seeking(far, z), mode_seeking(far.clamp(-1, 1), z))
     with pytest.raises(ValueError):
         mode_seeking(imgs[:1], z[:1])
 
