@@ -126,3 +126,22 @@ def test_frozen_and_kept_in_eval(clip):
     assert not clip.training and not any(m.training for m in clip.modules())
     assert not any(p.requires_grad for p in clip.parameters())
     assert parent[1].training
+
+
+def test_conv_stem_replaces_patchify_and_keeps_the_vit_contract():
+    from ldm_vs_gan.components.clip import ConvStem
+    from ldm_vs_gan.errors import ConfigError
+
+    cfg = OmegaConf.load(CONFIGS / "clip/tiny.yaml")
+    cfg.arch.vision_cfg.conv_stem = [8, 16, 16]  # patch 8 at 32 px (grid 4): three stride-2 convs
+    torch.manual_seed(0)
+    stem = build_clip(cfg, data_cfg={"resolution": 32})
+    assert isinstance(stem.visual.conv1, ConvStem)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    # open_clip's own forward runs through the stem, and so do our block taps (same reference)
+    ref = stem.visual.forward_intermediates(stem.preprocess(x), indices=[1], intermediates_only=True)
+    torch.testing.assert_close(stem.image_block_tokens(x, [2])[0], ref["image_intermediates"][0])
+    assert stem.encode_image(x).shape == (2, 32)
+    cfg.arch.vision_cfg.conv_stem = [8, 16]  # two convs cannot reach patch 8
+    with pytest.raises(ConfigError, match="conv_stem"):
+        build_clip(cfg, data_cfg={"resolution": 32})
