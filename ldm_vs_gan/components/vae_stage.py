@@ -4,11 +4,7 @@ The offline counterpart of SD's VAE (DESIGN.md, "Two worlds"). Loss (Rombach et 
 appendix G, without the perceptual and adversarial terms, which the toy world does not need):
 ``l1 * |x - x'| + l2 * (x - x')^2`` (per pixel, mean) ``+ kl * KL(q(z|x) || N(0, I))`` (summed
 over latent elements, averaged over the batch, as SD's ``kl_weight`` 1e-6 is meant), with z
-sampled by the reparameterisation trick. Optional ``gdl * GDL``: the gradient difference loss of
-Mathieu, Couprie & LeCun (ICLR 2016, eq. 5, alpha=1), L1 between the horizontal and vertical
-finite differences of x and x'. Per-pixel losses barely see the outline of a small object (a small
-toy cross and a diamond differ in a handful of pixels), so a short run blurs small shapes; the GDL
-weighs exactly those edges (the role SD's perceptual loss plays at scale).
+sampled by the reparameterisation trick.
 
 The latent scaling factor (LDM paper s4.3.2: rescale latents to unit variance, SD: 0.18215) is
 measured on data and stored with the weights as the buffer ``scaling_factor`` of network
@@ -50,14 +46,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
-def gradient_difference(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean |(|dx| - |dy|)| over horizontal and vertical neighbour differences (GDL, alpha=1)."""
-    loss = x.new_zeros(())
-    for dim in (-1, -2):  # (B,3,H,W-1) then (B,3,H-1,W)
-        loss = loss + ((x.diff(dim=dim).abs() - y.diff(dim=dim).abs()).abs()).mean()
-    return loss
-
-
 class VAEStage(Family):
     ema_network = None
     generative = False
@@ -71,7 +59,6 @@ class VAEStage(Family):
         l1: float = 1.0,
         l2: float = 0.0,
         kl: float = 1e-6,
-        gdl: float = 0.0,
         scale_momentum: float = 0.99,
         betas=(0.9, 0.99),
         grad_clip=1.0,
@@ -79,7 +66,7 @@ class VAEStage(Family):
         super().__init__()
         self.arch, self.resolution = arch, int(resolution)
         self.vae = VAENet(build_autoencoder_kl(arch, self.resolution))
-        self.w_l1, self.w_l2, self.w_kl, self.w_gdl = float(l1), float(l2), float(kl), float(gdl)
+        self.w_l1, self.w_l2, self.w_kl = float(l1), float(l2), float(kl)
         self.scale_momentum = float(scale_momentum)
         self.opt = OptimizerSpec(
             name="adamw", lr=float(lr), betas=tuple(betas), weight_decay=0.0, grad_clip=grad_clip
@@ -95,7 +82,6 @@ class VAEStage(Family):
             l1=float(_get(m, "l1", 1.0)),
             l2=float(_get(m, "l2", 0.0)),
             kl=float(_get(m, "kl", 1e-6)),
-            gdl=float(_get(m, "gdl", 0.0)),
             betas=tuple(_get(m, "betas", (0.9, 0.99))),
             grad_clip=_get(m, "grad_clip", 1.0),
         )
@@ -119,8 +105,6 @@ class VAEStage(Family):
         # KL(N(mean, var) || N(0, I)), summed over latent elements, mean over the batch
         kl = 0.5 * (mean**2 + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()
         loss = self.w_l1 * l1 + self.w_l2 * l2 + self.w_kl * kl
-        gdl = gradient_difference(rec, x) if self.w_gdl else torch.zeros((), device=x.device)
-        loss = loss + self.w_gdl * gdl
         with torch.no_grad():
             s = self.vae.scaling_factor
             inv_std = 1.0 / z.float().std().clamp_min(1e-6)
@@ -133,7 +117,6 @@ class VAEStage(Family):
             "l1": l1.detach(),
             "l2": l2.detach(),
             "kl": kl.detach(),
-            "gdl": gdl.detach(),
             "psnr": p,
             "scaling_factor": self.vae.scaling_factor.clone(),
         }
