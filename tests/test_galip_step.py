@@ -108,3 +108,37 @@ def test_mode_seeking_option_pairs_captions_and_trains_g():
         tiny_family(loss={"mode_seeking": -1.0})
     with pytest.raises(ConfigError):
         tiny_family(share_fake="yes")
+
+
+def test_translation_shifts_each_image_by_a_bounded_integer_offset_and_passes_gradients():
+    from ldm_vs_gan.galip.augment import translate
+
+    x = torch.full((64, 1, 16, 16), -0.6)
+    x[:, 0, 8, 8] = 1.0  # one bright pixel in the middle
+    assert translate(x, 0.0) is x
+    torch.manual_seed(0)
+    y = translate(x, 0.125)  # up to 2 px at 16 px
+    assert y.shape == x.shape
+    pos = [divmod(int(i), 16) for i in y.flatten(1).argmax(1)]
+    offsets = {(r - 8, c - 8) for r, c in pos}
+    assert all(abs(dr) <= 2 and abs(dc) <= 2 for dr, dc in offsets) and len(offsets) > 5
+    assert torch.all(y.flatten(1).max(1).values == 1.0)  # the pixel is moved, not lost
+    assert torch.all(y[y != 1.0] == -0.6)  # uncovered pixels copy the (uniform) border
+    xg = x.clone().requires_grad_(True)
+    translate(xg, 0.125)[:, 0, 8, 8].sum().backward()
+    assert xg.grad.abs().sum() > 0
+
+
+def test_translation_option_reaches_the_clip_inputs():
+    fam = tiny_family(augment={"translation": 0.25})
+    assert fam.translation == 0.25 and tiny_family().translation == 0.0  # off unless asked
+    seen = []
+    real = fam.clip.image_block_tokens
+    fam.clip.image_block_tokens = lambda x, blocks: (seen.append(x), real(x, blocks))[1]
+    b = batch()
+    torch.manual_seed(0)
+    _, logs = run_step(fam, b)
+    assert not torch.equal(seen[0], b.images)  # the real images were shifted before the ViT
+    assert all(torch.isfinite(torch.as_tensor(v)) for lg in logs.values() for v in lg.values())
+    with pytest.raises(ConfigError):
+        tiny_family(augment={"translation": 0.6})

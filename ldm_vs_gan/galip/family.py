@@ -17,6 +17,7 @@ import torch
 from ldm_vs_gan.data.batch import Batch
 from ldm_vs_gan.errors import bad_value, require
 from ldm_vs_gan.galip import arch
+from ldm_vs_gan.galip.augment import translate
 from ldm_vs_gan.galip.losses import (
     clip_similarity,
     hinge_fake,
@@ -115,6 +116,11 @@ class GALIPFamily(Family):
         # Mode-seeking term (MSGAN, Mao et al., CVPR 2019, eq. 3); 0 = off (official GALIP).
         self.mode_seeking = float(_get(loss, "mode_seeking", 0.0))
         require(self.mode_seeking >= 0, f"model.loss.mode_seeking={self.mode_seeking} must be >= 0")
+        # DiffAugment translation of every image before the frozen CLIP (galip/augment.py); 0 = off.
+        self.translation = float(_get(_get(m, "augment", {}), "translation", 0.0))
+        require(
+            0 <= self.translation < 0.5, f"model.augment.translation={self.translation} must be in [0, 0.5)"
+        )
         # One fake batch per step, made in the D phase and reused (graph kept) by the G phase, as
         # the official training loop does; false = a fresh no-grad fake in the D phase and a new
         # one (new z) in the G phase (costs one more G forward and ViT pass per image).
@@ -193,7 +199,8 @@ class GALIPFamily(Family):
         sent = self._g_sentences(sent)
         z = self._noise(b, sent.device)
         fake = G(z, sent)
-        taps, emb = taps_and_embedding(self.clip, fake, self.taps)  # one frozen-ViT pass
+        # one frozen-ViT pass (on a shifted copy when the augmentation is on)
+        taps, emb = taps_and_embedding(self.clip, translate(fake, self.translation), self.taps)
         return z, taps, emb, fake
 
     def _g_sentences(self, sent: torch.Tensor) -> torch.Tensor:
@@ -229,7 +236,7 @@ class GALIPFamily(Family):
             with torch.no_grad():
                 _, fake_taps, _, _ = self._fake(G, sent)
         with torch.no_grad():
-            real_taps = self.clip.image_block_tokens(images, self.taps)
+            real_taps = self.clip.image_block_tokens(translate(images, self.translation), self.taps)
         # MA-GP differentiates D with respect to the real CLIP features and the sentence.
         real_taps = [t.detach().requires_grad_(True) for t in real_taps]
         sent_gp = sent.detach().clone().requires_grad_(True)
