@@ -24,4 +24,4 @@ def test_faithful_presets_use_the_official_objective(preset):
     assert {k: m["loss"][k] for k in OFFICIAL_LOSS} == OFFICIAL_LOSS
     assert {k: m["optim"][k] for k in OFFICIAL_OPTIM} == OFFICIAL_OPTIM
     assert m["ema"] is False and m["share_fake"] is True and m["sampling"]["truncation"] is None
-    assert m["z_dim"] == 100
+    assert m["augment"]["translation"] == 0.0 and m["z_dim"] == 100
