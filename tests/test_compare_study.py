@@ -34,3 +34,28 @@ def test_study_plan_is_fair_and_resumable(tmp_path, capsys):
     assert study.main(args) == 0
     out = capsys.readouterr().out
     assert "skip training galip-s1" in out and "seed=1 run_dir=" + str(tmp_path / "galip-s1") not in out
+
+
+def test_jobs_run_concurrently_and_keep_each_jobs_order(tmp_path):
+    import sys
+
+    study = load_study()
+    study.THREADS["n"] = 1
+    gate = tmp_path / "gate"
+
+    def step(name, wait_for=None):  # appends its name; optionally waits for the other job's file
+        code = "import pathlib,sys,time\n"
+        if wait_for:
+            code += f"t=time.time()\nwhile not pathlib.Path({str(wait_for)!r}).exists() and time.time()-t<20: time.sleep(0.05)\n"
+        code += f"print({name!r}, pathlib.Path({str(gate)!r}).exists())\n"
+        return [sys.executable, "-c", code]
+
+    a = tmp_path / "a.log"
+    b = tmp_path / "b.log"
+    touch = [sys.executable, "-c", f"import pathlib; pathlib.Path({str(gate)!r}).touch()"]
+    jobs = [("a", [(step("a1", wait_for=gate), a), (step("a2"), a)]), ("b", [(touch, b), (step("b2"), b)])]
+    t = study.run_all(jobs, 2, dry=False)
+    assert set(t) == {"a", "b"} and all(v > 0 for v in t.values())
+    # job a's first command could only finish because job b ran at the same time
+    assert a.read_text().splitlines() == ["a1 True", "a2 True"]
+    assert b.read_text().splitlines() == ["b2 True"]

@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -66,8 +67,18 @@ def parse_args(argv=None):
         help="per-family Hydra experiment preset suffix: 'tiny' adds experiment=<family>_tiny "
         "(random tiny CLIP/VAE: a pipeline smoke test, not the study)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="training/evaluation processes at once, each with cores/jobs OpenMP threads (2 cores: "
+        "two single-threaded runs beat one two-threaded run; results do not depend on it)",
+    )
     p.add_argument("--dry-run", action="store_true")
     return p.parse_args(argv)
+
+
+THREADS = {"n": None}  # OpenMP threads per subprocess (main sets it from --jobs)
 
 
 def sh(cmd: list[str], dry: bool, log: Path | None = None) -> float:
@@ -79,7 +90,7 @@ def sh(cmd: list[str], dry: bool, log: Path | None = None) -> float:
         **os.environ,
         "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
         "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(THREADS["n"] or 2),
     }
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -98,13 +109,29 @@ def trained(run: Path, budget: int) -> bool:
     return man.is_file() and json.loads(man.read_text()).get("images_seen", 0) >= budget
 
 
+def run_all(jobs: list[tuple[str, list[tuple[list[str], Path]]]], n: int, dry: bool) -> dict[str, float]:
+    """Run ``(key, [(cmd, log), ...])`` jobs, ``n`` at a time (commands of one job in order).
+    Returns the wall seconds per key. The first failure stops the study (after running jobs end)."""
+
+    def one(job):
+        key, cmds = job
+        return key, sum(sh(cmd, dry, log) for cmd, log in cmds)
+
+    if n <= 1 or dry:
+        return dict(map(one, jobs))
+    with ThreadPoolExecutor(n) as pool:
+        return dict(pool.map(one, jobs))
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
     fams, seeds = a.families.split(","), [int(s) for s in a.seeds.split(",")]
     root, out = Path(a.runs_root), Path(a.out)
+    jobs = max(1, a.jobs)
+    THREADS["n"] = max(1, (os.cpu_count() or 2) // jobs)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    runs = []
+    runs, train_jobs = [], []
     for fam in fams:
         for s in seeds:
             run = root / f"{fam}-s{s}"
@@ -131,9 +158,16 @@ def main(argv=None) -> int:
                 *([f"experiment={fam}_{a.preset}"] if a.preset else []),
                 *a.extra.split(),
             ]
-            timings[f"train/{run.name}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.train.log")
+            train_jobs.append((f"train/{run.name}", [(cmd, root / "logs" / f"{run.name}.train.log")]))
+    # families interleaved (seed-major) so both cores stay busy when one family is slower; the
+    # first-use stages (toy world, CLIP, VAE, judge) are file-locked: concurrent runs wait for them
+    train_jobs.sort(key=lambda j: (int(j[0].rsplit("-s", 1)[1]), fams.index(j[0][6:].rsplit("-s", 1)[0])))
+    timings.update(run_all(train_jobs, jobs, a.dry_run))
     nfe = [int(k) for k in a.nfe.split(",") if k.strip()]
+    eval_jobs = []
     for run in runs:
+        cmds: list[tuple[list[str], Path]] = []
+        eval_jobs.append((f"eval/{run.name}", cmds))
         main_json = run / "eval" / "eval_study_main.json"
         if not main_json.exists():
             cmd = [
@@ -149,7 +183,7 @@ def main(argv=None) -> int:
                 "--out",
                 str(main_json),
             ]
-            timings[f"eval/{run.name}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.eval.log")
+            cmds.append((cmd, root / "logs" / f"{run.name}.eval.log"))
         fam, s = run.name.rsplit("-s", 1)
         if fam == "ldm" and int(s) in seeds[: a.nfe_seeds]:
             for k in nfe:
@@ -170,7 +204,7 @@ def main(argv=None) -> int:
                         "--out",
                         str(f),
                     ]
-                    timings[f"nfe/{run.name}/{k}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.nfe.log")
+                    cmds.append((cmd, root / "logs" / f"{run.name}.nfe.log"))
         if fam != "ldm" and nfe and int(s) in seeds[: a.nfe_seeds]:  # the GAN's single step at the same N
             f = run / "eval" / "eval_study_onestep.json"
             if not f.exists():
@@ -187,7 +221,8 @@ def main(argv=None) -> int:
                     "--out",
                     str(f),
                 ]
-                timings[f"nfe/{run.name}"] = sh(cmd, a.dry_run, root / "logs" / f"{run.name}.nfe.log")
+                cmds.append((cmd, root / "logs" / f"{run.name}.nfe.log"))
+    timings.update(run_all([j for j in eval_jobs if j[1]], jobs, a.dry_run))
     timings["report"] = sh([PY, "-m", "ldm_vs_gan.compare", *map(str, runs), "--out", str(out)], a.dry_run)
     timings["total"] = time.perf_counter() - t_start
     if a.dry_run:
