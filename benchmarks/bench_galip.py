@@ -2,7 +2,7 @@
 runs them) and sampling images/s (``generate``: one G forward incl. the prompted ViT pass).
 
 Configurations:
-  toy      the toy defaults (configs/model/galip.yaml) on the toy CLIP architecture
+  toy      the toy defaults (configs/model/galip.yaml, incl. their opt-in terms) on the toy CLIP architecture
            (configs/model/clip.yaml `arch`, random weights: speed does not depend on them), 32 px
   vit_b32  official widths on open_clip ViT-B-32 (random weights), 224 px
 
@@ -45,6 +45,9 @@ OFFICIAL = {
         "max_mult": 8,
     },
     "discriminator": {"out_channels": 512, "assessor_channels": 128},
+    # the official objective (the toy defaults may add augmentation or extra terms)
+    "loss": {"mode_seeking": 0.0},
+    "augment": {"translation": 0.0},
 }
 
 
