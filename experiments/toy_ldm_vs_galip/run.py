@@ -9,8 +9,9 @@ half-trained run resumes exactly through the engine):
             and the results table written into README.md between the results markers.
 
 The toy world, the toy CLIP/VAE and the toy judge are built on first use and cached
-($LDM_VS_GAN_CACHE or ~/.cache/ldm_vs_gan). Default budgets fit the whole study in about 90 min on
-2 CPU cores; `--budget` scales it. `--dry-run` prints the commands only.
+($LDM_VS_GAN_CACHE or ~/.cache/ldm_vs_gan). Default budgets (12k images per run, two runs at a
+time with `--jobs 2`) fit the whole study in well under 90 min on 2 CPU cores, first-use stages
+included; `--budget` scales it. `--dry-run` prints the commands only.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--families", default="ldm,galip")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--budget", type=int, default=20000, help="images seen per run (same for every family)")
+    p.add_argument("--budget", type=int, default=12000, help="images seen per run (same for every family)")
     p.add_argument("--batch-size", type=int, default=32, help="global training batch (same for every family)")
     p.add_argument("--eval-n", type=int, default=500, help="N of the final evaluation (held-out prompts)")
     p.add_argument(
