@@ -3,6 +3,7 @@
     python benchmarks/bench_stages.py                 # both stages, default toy world (32 px)
     python benchmarks/bench_stages.py --stages vae    # one stage
     python benchmarks/bench_stages.py --out /tmp/stages --threads 2
+    python benchmarks/bench_stages.py --stages vae --judge 1000   # + judge accuracy on reconstructions
 
 Each stage is composed exactly as first-use resolution does (``configs/model/<stage>.yaml`` with its
 ``configs/trainer/<stage>_stage.yaml`` budget; ``ldm_vs_gan/components/resolve.py``) and trained through the engine
@@ -32,6 +33,14 @@ def main() -> None:
     ap.add_argument("--stages", default="clip,vae", help="comma list: clip, vae")
     ap.add_argument("--out", default="/tmp/bench_stages", help="parent folder of the run dirs (wiped)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument(
+        "--judge",
+        type=int,
+        default=0,
+        metavar="N",
+        help="VAE: also judge the reconstructions of the first N held-out images with the toy judge "
+        "(trained on first use): can the LDM's latent space still say which shape it holds?",
+    )
     ap.add_argument(
         "overrides", nargs="*", help="extra Hydra overrides for the stage (e.g. trainer.max_images=5000)"
     )
@@ -68,9 +77,27 @@ def main() -> None:
             **{k[5:]: round(v, 4) for k, v in ev.items() if k.startswith("eval/")},
             "run_dir": str(run_dir),
         }
+        if kind == "vae" and args.judge:
+            res.update(judge_reconstructions(run_dir, data, args.judge))
         results[kind] = res
         print(f"== stage {kind}: " + json.dumps(res), flush=True)
     print(json.dumps(results, indent=2))
+
+
+def judge_reconstructions(run_dir: Path, data, n: int) -> dict:
+    """Toy-judge accuracy on held-out reconstructions (the originals score 1.0 on every attribute)."""
+    import torch
+
+    from ldm_vs_gan.data.judge import load_judge, load_split
+    from ldm_vs_gan.training.rundir import load_run
+
+    family, _, _ = load_run(run_dir, weights="raw")
+    images, attrs = load_split(data, "heldout")
+    images, attrs = images[:n], attrs[:n]
+    with torch.no_grad():
+        rec = torch.cat([family.reconstruct(b.float() / 127.5 - 1) for b in images.split(200)])
+    fid = load_judge(data).fidelity(((rec.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8), attrs)
+    return {f"recon_judge_{k.replace('/', '_')}": round(fid[k], 4) for k in ("single/shape", "two/shape")}
 
 
 if __name__ == "__main__":
