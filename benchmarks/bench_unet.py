@@ -27,32 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from ldm_vs_gan.ldm.twin import diffusers_twin  # noqa: E402
 from ldm_vs_gan.ldm.unet import UNet, unet_config  # noqa: E402
-
-
-def diffusers_twin(cfg):
-    from diffusers import UNet2DConditionModel
-
-    n = len(cfg.channel_mult)
-    return UNet2DConditionModel(
-        sample_size=16,
-        in_channels=cfg.in_channels,
-        out_channels=cfg.out_channels,
-        down_block_types=[
-            ("CrossAttnDownBlock2D" if i in cfg.attention_levels else "DownBlock2D") for i in range(n)
-        ],
-        up_block_types=[
-            ("CrossAttnUpBlock2D" if i in cfg.attention_levels else "UpBlock2D") for i in reversed(range(n))
-        ],
-        block_out_channels=[cfg.base_channels * m for m in cfg.channel_mult],
-        layers_per_block=cfg.layers_per_block,
-        cross_attention_dim=cfg.context_dim,
-        attention_head_dim=cfg.heads,  # diffusers' historical name: it is the number of heads
-        norm_num_groups=cfg.norm_groups,
-        use_linear_projection=True,
-        transformer_layers_per_block=cfg.transformer_depth,
-        mid_block_type="UNetMidBlock2DCrossAttn" if cfg.mid_attention else None,
-    )
 
 
 def gemm_peak(n=2048, reps=10) -> float:

@@ -4,30 +4,8 @@ import pytest
 import torch
 
 from ldm_vs_gan.errors import ConfigError
+from ldm_vs_gan.ldm.twin import diffusers_twin
 from ldm_vs_gan.ldm.unet import UNet, unet_config
-
-
-def _diffusers_twin(cfg):
-    from diffusers import UNet2DConditionModel
-
-    n = len(cfg.channel_mult)
-    return UNet2DConditionModel(
-        sample_size=8,
-        in_channels=cfg.in_channels,
-        out_channels=cfg.out_channels,
-        down_block_types=[
-            ("CrossAttnDownBlock2D" if i in cfg.attention_levels else "DownBlock2D") for i in range(n)
-        ],
-        up_block_types=[
-            ("CrossAttnUpBlock2D" if i in cfg.attention_levels else "UpBlock2D") for i in reversed(range(n))
-        ],
-        block_out_channels=[cfg.base_channels * m for m in cfg.channel_mult],
-        layers_per_block=cfg.layers_per_block,
-        cross_attention_dim=cfg.context_dim,
-        attention_head_dim=cfg.heads,
-        norm_num_groups=cfg.norm_groups,
-        use_linear_projection=True,
-    )
 
 
 def _count(m):
@@ -37,7 +15,7 @@ def _count(m):
 @pytest.mark.parametrize("size", ["tiny", "toy"])
 def test_parameter_count_equals_diffusers(size):
     cfg = unet_config(size)
-    assert _count(UNet(cfg)) == _count(_diffusers_twin(cfg))
+    assert _count(UNet(cfg)) == _count(diffusers_twin(cfg, sample_size=8))
 
 
 def test_sd_size_is_860M_on_meta_device():
