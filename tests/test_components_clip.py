@@ -142,6 +142,10 @@ def test_conv_stem_replaces_patchify_and_keeps_the_vit_contract():
     ref = stem.visual.forward_intermediates(stem.preprocess(x), indices=[1], intermediates_only=True)
     torch.testing.assert_close(stem.image_block_tokens(x, [2])[0], ref["image_intermediates"][0])
     assert stem.encode_image(x).shape == (2, 32)
-    cfg.arch.vision_cfg.conv_stem = [8, 16]  # two convs cannot reach patch 8
+    # a shorter list repeats its last width (the toy default [32, 64] also serves patch 8 at 64 px)
+    cfg.arch.vision_cfg.conv_stem = [8, 16]
+    short = build_clip(cfg, data_cfg={"resolution": 32})
+    assert [m.out_channels for m in short.visual.conv1 if isinstance(m, torch.nn.Conv2d)] == [8, 16, 16, 32]
+    cfg.arch.vision_cfg.conv_stem = [8, 16, 16, 16]  # four stride-2 convs overshoot patch 8
     with pytest.raises(ConfigError, match="conv_stem"):
         build_clip(cfg, data_cfg={"resolution": 32})

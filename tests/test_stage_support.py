@@ -13,6 +13,7 @@ TINY = {
         "model.arch.vision_cfg.layers=2",
         "model.arch.vision_cfg.head_width=16",
         "model.arch.vision_cfg.grid=4",
+        "model.arch.vision_cfg.conv_stem=[8,16]",
         "model.arch.text_cfg.width=32",
         "model.arch.text_cfg.heads=2",
         "model.arch.text_cfg.layers=1",

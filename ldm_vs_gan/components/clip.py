@@ -234,7 +234,8 @@ class ConvStem(nn.Sequential):
     """A convolutional stem in place of the ViT's patchify ``conv1`` (Xiao et al., "Early
     Convolutions Help Transformers See Better", NeurIPS 2021): log2(patch) stride-2 3x3 convs with
     GELU, then a 1x1 conv to the ViT width; (B,3,H,W) -> (B,width,H/patch,W/patch), the same
-    contract as ``conv1``, so every ViT pass (open_clip's own, GALIP's) is unchanged.
+    contract as ``conv1``, so every ViT pass (open_clip's own, GALIP's) is unchanged. ``channels``
+    lists the convs' widths; a list shorter than log2(patch) repeats its last entry.
 
     Why on the toy world: the difference between a small square and a small circle is a few corner
     pixels inside one 4x4 patch, which a single linear patch embedding learns slowly (a patchify
@@ -242,14 +243,18 @@ class ConvStem(nn.Sequential):
     """
 
     def __init__(self, width: int, patch: int, channels: list[int]):
-        if patch < 2 or patch & (patch - 1) or len(channels) != patch.bit_length() - 1:
+        # One stride-2 conv per factor 2 of the patch; a shorter list repeats its last entry, so one
+        # config serves 32 px (patch 4: two convs) and 64 px (patch 8: three).
+        n = patch.bit_length() - 1
+        if patch < 2 or patch & (patch - 1) or not 1 <= len(channels) <= n:
             from ldm_vs_gan.errors import bad_value
 
             raise bad_value(
                 "clip.arch.vision_cfg.conv_stem",
                 list(channels),
-                f"log2(patch_size)={patch.bit_length() - 1} channel counts (patch_size={patch}, a power of two)",
+                f"1..log2(patch_size)={n} channel counts (patch_size={patch}, a power of two)",
             )
+        channels = list(channels) + [channels[-1]] * (n - len(channels))
         layers, c = [], 3
         for co in channels:
             layers += [nn.Conv2d(c, int(co), 3, stride=2, padding=1), nn.GELU()]
