@@ -108,6 +108,26 @@ def test_guidance_scale_one_is_conditional_and_zero_is_unconditional():
     torch.testing.assert_close(g3, plain_u + 3 * (plain_c - plain_u))
 
 
+def test_guidance_batches_every_conditioning_tensor():
+    """With a pooled embedding as a third conditioning tensor (model.conditioning.pooled), the one
+    batched forward equals separate conditional and unconditional passes; mask None stays None."""
+    sch = NoiseSchedule("scaled_linear")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 3)
+
+    def net(x, t, ctx, mask, pooled):
+        assert mask is None
+        return lin(x) * (1 + t.view(-1, 1) / 1000) + ctx.mean(1) + pooled
+
+    x, t = torch.randn(4, 3), torch.full((4,), 400.0)
+    cond = (torch.randn(4, 5, 3), None, torch.randn(4, 3))
+    uncond = (torch.randn(4, 5, 3), None, torch.randn(4, 3))
+    plain_c = guided_denoiser(net, sch, "eps", cond, None, 1.0)(x, t)
+    plain_u = guided_denoiser(net, sch, "eps", uncond, None, 1.0)(x, t)
+    g = guided_denoiser(net, sch, "eps", cond, uncond, 2.5)(x, t)
+    torch.testing.assert_close(g, plain_u + 2.5 * (plain_c - plain_u))
+
+
 def test_per_image_noise_depends_only_on_own_seed():
     a = PerImageNoise([1, 2**40 + 3, -5], (2, 2))()
     b = PerImageNoise([2**40 + 3], (2, 2))()

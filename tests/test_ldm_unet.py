@@ -52,6 +52,26 @@ def test_forward_shapes_mask_and_gradient_checkpointing():
         torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-6, msg=n1)
 
 
+def test_pooled_text_embedding_conditions_the_unet():
+    torch.manual_seed(0)
+    base = UNet(unet_config("tiny", context_dim=16))
+    net = UNet(unet_config("tiny", context_dim=16, pooled_dim=8))
+    temb = 4 * net.cfg.base_channels
+    # the only extra parameters: the pooled MLP (8 -> temb -> temb)
+    assert _count(net) - _count(base) == (8 * temb + temb) + (temb * temb + temb)
+    x, t, ctx = torch.randn(2, 4, 8, 8), torch.tensor([3, 900]), torch.randn(2, 5, 16)
+    pooled = torch.randn(2, 8)
+    y = net(x, t, ctx, None, pooled)
+    assert y.shape == x.shape
+    other = pooled.clone()
+    other[1] += 1.0
+    y2 = net(x, t, ctx, None, other)
+    torch.testing.assert_close(y2[0], y[0])  # per sample
+    assert not torch.allclose(y2[1], y[1])  # the pooled embedding reaches the output
+    with pytest.raises(ValueError, match="pooled"):
+        net(x, t, ctx, None)
+
+
 def test_bad_size_and_key():
     with pytest.raises(ConfigError, match="model.unet.size='huge'"):
         unet_config("huge")

@@ -64,6 +64,9 @@ class LDMFamily(Family):
         size = u.pop("size", "toy")
         u["in_channels"] = u["out_channels"] = autoencoder.latent_channels
         u["context_dim"] = clip.token_dim
+        cond = _node(m, "conditioning")
+        self.pooled_text = bool(cond.get("pooled", False))
+        u["pooled_dim"] = clip.embed_dim if self.pooled_text else 0
         self.unet = UNet(unet_config(size, **u))
         require(
             self.latent_shape[1] % self.unet.downsample_factor == 0,
@@ -164,20 +167,22 @@ class LDMFamily(Family):
         return torch.stack([self._lat_cache[k] for k in keys]).to(batch.images.device)
 
     @torch.no_grad()
-    def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """captions -> (tokens (B,L,D), mask (B,L) bool)."""
+    def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, ...]:
+        """captions -> the UNet's conditioning: (tokens (B,L,D), mask (B,L) bool), plus pooled (B,E)
+        when the UNet takes the pooled embedding (model.conditioning.pooled)."""
         if not self._cache_text:
             f = self.clip.encode_text(list(captions))
-            return f.tokens.float(), f.mask
+            out = (f.tokens.float(), f.mask, f.pooled.float())
+            return out if self.pooled_text else out[:2]
         missing = sorted({c for c in captions if c not in self._txt_cache})
         if missing:
             f = self.clip.encode_text(missing)
             if len(self._txt_cache) + len(missing) > self._cache_max:
                 self._txt_cache.clear()
-            for c, t, mk in zip(missing, f.tokens.float(), f.mask):
-                self._txt_cache[c] = (t.detach(), mk.detach())
-        toks, masks = zip(*(self._txt_cache[c] for c in captions))
-        return torch.stack(toks), torch.stack(masks)
+            for c, t, mk, p in zip(missing, f.tokens.float(), f.mask, f.pooled.float()):
+                self._txt_cache[c] = (t.detach(), mk.detach(), p.detach())
+        out = tuple(torch.stack(v) for v in zip(*(self._txt_cache[c] for c in captions)))
+        return out if self.pooled_text else out[:2]
 
     # ---- training -----------------------------------------------------------------------------
 
@@ -189,12 +194,12 @@ class LDMFamily(Family):
         if self.caption_dropout > 0:
             drop = torch.rand(len(captions)) < self.caption_dropout  # global RNG: checkpointed by the loop
             captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
-        tokens, mask = self.encode_text(captions)
+        cond = [v.to(x0.device) for v in self.encode_text(captions)]
         net = ctx.nets["unet"]
         loss, logs = diffusion_loss(
             lambda x, t, **kw: net(x, t, **kw),
             x0,
-            {"context": tokens.to(x0.device), "mask": mask.to(x0.device)},
+            dict(zip(("context", "mask", "pooled"), cond)),
             self.schedule,
             self.objective,
         )

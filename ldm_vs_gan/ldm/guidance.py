@@ -21,25 +21,24 @@ def guided_denoiser(
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``denoise(x_t, t) -> x0_hat`` for the samplers.
 
-    net(x, t, context, mask) -> output of type ``target``; cond/uncond: (context (B,L,D), mask (B,L))
-    of the prompts and of the negative prompts ("" by default). ``uncond=None`` gives the plain
-    conditional denoiser; scale 1 is not special-cased (the batched pass returns the conditional
-    estimate up to rounding).
+    net(x, t, *cond) -> output of type ``target``; cond/uncond: the conditioning tensors of the
+    prompts and of the negative prompts ("" by default), in the network's argument order
+    (context (B,L,D), mask (B,L) or None, and pooled (B,E) when the UNet takes it). ``uncond=None``
+    gives the plain conditional denoiser; scale 1 is not special-cased (the batched pass returns
+    the conditional estimate up to rounding).
     """
-    ctx_c, mask_c = cond
     if uncond is None:
 
         def denoise(x, t):
-            return schedule.to_x0(target, net(x, t, ctx_c, mask_c), x, t)
+            return schedule.to_x0(target, net(x, t, *cond), x, t)
 
         return denoise
-    ctx_u, mask_u = uncond
-    ctx = torch.cat([ctx_u, ctx_c])  # (2B, L, D): [uncond | cond]
-    mask = None if mask_c is None else torch.cat([mask_u, mask_c])
+    # every conditioning tensor as [uncond | cond] along the batch: (2B, ...)
+    both = tuple(None if c is None else torch.cat([u, c]) for u, c in zip(uncond, cond))
 
     def denoise(x, t):
         x2, t2 = torch.cat([x, x]), torch.cat([t, t])
-        out = schedule.to_x0(target, net(x2, t2, ctx, mask), x2, t2)
+        out = schedule.to_x0(target, net(x2, t2, *both), x2, t2)
         x0_u, x0_c = out.chunk(2)
         return x0_u + scale * (x0_c - x0_u)
 

@@ -10,7 +10,8 @@ connection; nearest-neighbour upsample + conv. The parameter layout is the same 
 ``UNet2DConditionModel`` with the same settings (counts agree exactly; see
 ``tests/test_ldm_unet.py``), so published SD shapes map one to one.
 
-Forward: ``unet(x (B,C,h,w), t (B,) float or int, context (B,L,D), mask (B,L) bool) -> (B,C,h,w)``.
+Forward: ``unet(x (B,C,h,w), t (B,) float or int, context (B,L,D), mask (B,L) bool, pooled (B,E) or
+None) -> (B,C,h,w)``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class UNetConfig:
     norm_groups: int = 32  # GroupNorm groups everywhere
     mid_attention: bool = True  # transformer in the middle block
     gradient_checkpointing: bool = False  # recompute blocks in backward (memory for compute)
+    # Width E of a pooled text embedding added to the time embedding (SDXL's ``text_embeds``
+    # add-embedding, Podell et al. 2023 s2.1; Imagen's pooled conditioning); 0 = off (SD v1).
+    pooled_dim: int = 0
 
     def heads_at(self, channels: int) -> int:
         return channels // self.head_dim if self.head_dim else self.heads
@@ -193,6 +197,12 @@ class UNet(nn.Module):
         ch0 = cfg.base_channels
         temb = 4 * ch0  # time-embedding width as in DDPM/SD
         self.time_mlp = nn.Sequential(nn.Linear(ch0, temb), nn.SiLU(), nn.Linear(temb, temb))
+        # pooled (B,E) -> (B,temb), summed with the time embedding before the shared SiLU
+        self.pooled_mlp = (
+            nn.Sequential(nn.Linear(cfg.pooled_dim, temb), nn.SiLU(), nn.Linear(temb, temb))
+            if cfg.pooled_dim
+            else None
+        )
         self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
 
         chans = [ch0 * m for m in cfg.channel_mult]
@@ -238,12 +248,24 @@ class UNet(nn.Module):
         return block(*args)
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        context: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if t.ndim == 0:
             t = t.expand(x.shape[0])
+        emb = self.time_mlp(timestep_embedding(t, self.cfg.base_channels))  # (B, temb)
+        if self.pooled_mlp is not None:
+            if pooled is None:
+                raise ValueError(
+                    "this UNet was built with pooled_dim > 0: pass pooled (B, E) text embeddings"
+                )
+            emb = emb + self.pooled_mlp(pooled.to(emb.dtype))
         # SiLU once here: every ResBlock projects SiLU(temb) (diffusers applies it per block; same math).
-        emb = F.silu(self.time_mlp(timestep_embedding(t, self.cfg.base_channels)))
+        emb = F.silu(emb)
         if mask is not None:
             # A row with no valid token would make attention softmax over nothing (NaN): keep token 0.
             mask = mask.clone()
