@@ -149,3 +149,28 @@ def test_conv_stem_replaces_patchify_and_keeps_the_vit_contract():
     cfg.arch.vision_cfg.conv_stem = [8, 16, 16, 16]  # four stride-2 convs overshoot patch 8
     with pytest.raises(ConfigError, match="conv_stem"):
         build_clip(cfg, data_cfg={"resolution": 32})
+
+
+def test_token_layer_picks_a_layer_through_ln_final(clip):
+    caps = ["a small red circle", "a large blue square"]
+    m = clip.model
+    ids = clip.tokenize(caps)
+    L = ids.shape[1]
+    default = clip.encode_text(caps)
+    # -1 and n are the default (the last block); pooled never changes with token_layer
+    for k in (-1, clip.text_layers):
+        f = clip.encode_text(caps, token_layer=k)
+        torch.testing.assert_close(f.tokens, default.tokens, rtol=0, atol=0)
+    # independent reference: the stack truncated by hand (open_clip's own modules), then ln_final
+    x = m.token_embedding(ids) + m.positional_embedding[:L]
+    torch.testing.assert_close(clip.encode_text(caps, token_layer=0).tokens, m.ln_final(x), rtol=0, atol=1e-6)
+    for blk in m.transformer.resblocks[:-1]:
+        x = blk(x, attn_mask=m.attn_mask[:L, :L])
+    pen = clip.encode_text(caps, token_layer=-2)
+    torch.testing.assert_close(pen.tokens, m.ln_final(x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(pen.pooled, default.pooled, rtol=0, atol=0)
+    torch.testing.assert_close(pen.mask, default.mask)
+    assert not torch.allclose(pen.tokens, default.tokens)
+    for bad in (clip.text_layers + 1, -(clip.text_layers + 2), 1.0, True):
+        with pytest.raises(ValueError, match="token_layer"):
+            clip.encode_text(caps, token_layer=bad)

@@ -9,6 +9,8 @@ open_clip 3.3.0) and exposes exactly what docs/CONTRACTS.md pins:
   the EOT token after ``ln_final`` times ``text_projection``, not normalised (GALIP's sentence
   embedding, REFERENCE.md s2); mask is True up to and including EOT (CLIP's text transformer is
   causal, so later positions never influence earlier ones, but they carry no caption content).
+  ``encode_text(captions, token_layer=k)`` returns another layer's tokens (SD 2 uses the
+  penultimate, -2); pooled stays the last layer's.
 - ``encode_image``, ``preprocess`` (from [-1,1]: map to [0,1] once, antialiased resize, mean/std;
   GALIP's official double mapping to [0.5,1] is a bug we do not copy, REFERENCE.md s2).
 - ``image_block_tokens`` / ``vit_prompted_forward``: the ViT internals GALIP's Mate-D and Mate-G
@@ -117,16 +119,46 @@ class FrozenCLIP(nn.Module):
         """(B, L) int64 token ids (SOT ... EOT, zero padded; truncated captions keep EOT last)."""
         return self.tokenizer(list(captions)).to(self._device())
 
-    def encode_text(self, captions: list[str]) -> TextFeatures:
+    @property
+    def text_layers(self) -> int:
+        return len(self.model.transformer.resblocks)
+
+    def encode_text(self, captions: list[str], token_layer: int = -1) -> TextFeatures:
+        """``token_layer`` picks which layer's outputs are returned as ``tokens``, counting the
+        token embeddings (+ positions) as layer 0 and block k's output as layer k; negative values
+        count from the end, Python-style: -1 = the last block (SD v1), -2 = the penultimate block
+        (SD 2.x and SDXL, Podell et al. 2023 s2.1). Each goes through ``ln_final``, as SD 2's
+        ``FrozenOpenCLIPEmbedder`` does. ``pooled`` is always the last block's EOT."""
         m = self.model
+        n = self.text_layers
+        if (
+            isinstance(token_layer, bool)
+            or not isinstance(token_layer, int)
+            or not -(n + 1) <= token_layer <= n
+        ):
+            raise ValueError(
+                f"token_layer={token_layer!r}: this text tower has layers 0..{n} "
+                f"(0 = token embeddings, {n} = last block; -1 = last, -2 = penultimate)"
+            )
+        want = token_layer % (n + 1)
         text = self.tokenize(captions)  # (B, L)
         L = text.shape[1]
         x = m.token_embedding(text) + m.positional_embedding[:L]  # (B, L, D)
-        x = m.transformer(x, attn_mask=m.attn_mask[:L, :L] if m.attn_mask is not None else None)
-        tokens = m.ln_final(x)  # (B, L, D)
+        mask_attn = m.attn_mask[:L, :L] if m.attn_mask is not None else None
+        seq_first = not getattr(m.transformer, "batch_first", True)
+        x = x.transpose(0, 1) if seq_first else x
+        picked = x
+        for k, block in enumerate(m.transformer.resblocks, start=1):
+            x = block(x, attn_mask=mask_attn)
+            if k == want:
+                picked = x
+        if seq_first:
+            x, picked = x.transpose(0, 1), picked.transpose(0, 1)
+        final = m.ln_final(x)  # (B, L, D)
+        tokens = final if want == n else m.ln_final(picked)  # (B, L, D)
         # EOT has the largest id in open_clip's BPE vocabulary: its position is the argmax.
         eot = text.argmax(dim=-1)  # (B,)
-        pooled = tokens[torch.arange(tokens.shape[0], device=tokens.device), eot]  # (B, D)
+        pooled = final[torch.arange(final.shape[0], device=final.device), eot]  # (B, D)
         proj = m.text_projection
         if proj is not None:
             pooled = proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj  # (B, E)
