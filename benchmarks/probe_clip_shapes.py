@@ -19,6 +19,9 @@ here 0.914 with all errors circle->square): shape-token cosine circle/square 0.9
 right and squares, circles and crosses as blobs; GALIP's shapes are near chance.
 Session 3, conv stem and 4 blocks at 28k images: retrieval here 1.000, shape-token circle/square
 0.96, pooled circle/square 0.90, every other pair <= 0.77 (the default now trains 26k images).
+Session 4, the default 26k CLIP: at the shape word, circle and square are 0.49 apart after the last
+layer (other pairs 10.6-14.8) and already identical after block 1; the token embeddings (layer 0)
+keep them apart. Hence model.conditioning.text_layer.
 """
 
 from __future__ import annotations
@@ -66,6 +69,15 @@ def main() -> None:
         print(f"{name} cosine ({', '.join(shapes)}):")
         for s, row in zip(shapes, sim.tolist()):
             print(f"  {s:>8s} " + " ".join(f"{x:5.2f}" for x in row))
+
+    # every layer the LDM may read (model.conditioning.text_layer): shape-word token, distances
+    print("shape-token distance by text layer (0 = token embeddings; circle-square | min over other pairs):")
+    with torch.no_grad():
+        for layer in range(clip.text_layers + 1):
+            t = clip.encode_text(caps, token_layer=layer).tokens[:, pos]
+            d = torch.cdist(t, t)
+            others = [d[i, j].item() for i in range(4) for j in range(i + 1, 4) if {i, j} != {0, 1}]
+            print(f"  layer {layer}: {d[0, 1].item():6.2f} | {min(others):6.2f}")
 
     images, attrs = load_split(cfg.data, "heldout")
     images, attrs = images[: args.n], attrs[: args.n]
