@@ -75,27 +75,31 @@ def test_pooled_conditioning_trains_and_generates(tmp_path_factory):
     next(run, None)  # undo the data stand-in
 
 
-def test_text_layer_selects_the_tokens_the_unet_reads(tiny_run):
-    """model.conditioning.text_layer: the family's (memoised) conditioning is that layer's tokens;
-    an out-of-range layer is a one-line config error at build time."""
+def test_clip_token_layer_selects_the_tokens_the_unet_reads(tiny_run):
+    """clip.token_layer: the family's (memoised) conditioning is that layer's tokens; an
+    out-of-range layer is a one-line config error naming the key."""
+    from omegaconf import OmegaConf
+
+    from ldm_vs_gan.components import build_clip
     from ldm_vs_gan.ldm.family import LDMFamily
     from ldm_vs_gan.training import load_run
 
     fam, cfg, _ = load_run(tiny_run)
     caps = ["a red circle", "a blue square"]
+    assert fam.clip.token_layer == -1
+    default = fam.encode_text(caps)[0]
     for layer in (0, -2):
-        cfg.model.conditioning.text_layer = layer
-        other = LDMFamily(fam.clip, fam.ae, cfg.model, int(cfg.data.resolution))
-        tokens, mask = other.encode_text(caps)
-        ref = fam.clip.encode_text(caps, token_layer=layer)
+        node = OmegaConf.merge(cfg.clip, {"token_layer": layer})
+        clip = build_clip(node, data_cfg=cfg.data)
+        other = LDMFamily(clip, fam.ae, cfg.model, int(cfg.data.resolution))
+        tokens, mask = other.encode_text(caps)[:2]
+        ref = clip.encode_text(caps, token_layer=layer)
         torch.testing.assert_close(tokens, ref.tokens.float(), rtol=0, atol=0)
         assert torch.equal(mask, ref.mask)
-        other.encode_text(caps)  # from the cache now: same answer
-        torch.testing.assert_close(other.encode_text(caps)[0], tokens, rtol=0, atol=0)
-    assert not torch.equal(fam.encode_text(caps)[0], tokens)  # the default is the last layer
-    cfg.model.conditioning.text_layer = fam.clip.text_layers + 1
-    with pytest.raises(ConfigError, match="text_layer"):
-        LDMFamily(fam.clip, fam.ae, cfg.model, int(cfg.data.resolution))
+        torch.testing.assert_close(other.encode_text(caps)[0], tokens, rtol=0, atol=0)  # cached
+        assert not torch.allclose(tokens, default)
+    with pytest.raises(ConfigError, match="clip.token_layer"):
+        build_clip(OmegaConf.merge(cfg.clip, {"token_layer": 99}), data_cfg=cfg.data)
 
 
 def test_caption_dropout_and_thesis_preset_compose():

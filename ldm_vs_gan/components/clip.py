@@ -9,7 +9,7 @@ open_clip 3.3.0) and exposes exactly what docs/CONTRACTS.md pins:
   the EOT token after ``ln_final`` times ``text_projection``, not normalised (GALIP's sentence
   embedding, REFERENCE.md s2); mask is True up to and including EOT (CLIP's text transformer is
   causal, so later positions never influence earlier ones, but they carry no caption content).
-  ``encode_text(captions, token_layer=k)`` returns another layer's tokens (SD 2 uses the
+  ``token_layer`` (config key ``clip.token_layer``) picks another layer's tokens (SD 2 uses the
   penultimate, -2); pooled stays the last layer's.
 - ``encode_image``, ``preprocess`` (from [-1,1]: map to [0,1] once, antialiased resize, mean/std;
   GALIP's official double mapping to [0.5,1] is a bug we do not copy, REFERENCE.md s2).
@@ -61,6 +61,8 @@ class FrozenCLIP(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.info = dict(info or {})
+        # Which text layer ``encode_text`` returns as tokens by default (clip.token_layer).
+        self.token_layer = -1
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
@@ -123,24 +125,27 @@ class FrozenCLIP(nn.Module):
     def text_layers(self) -> int:
         return len(self.model.transformer.resblocks)
 
-    def encode_text(self, captions: list[str], token_layer: int = -1) -> TextFeatures:
-        """``token_layer`` picks which layer's outputs are returned as ``tokens``, counting the
-        token embeddings (+ positions) as layer 0 and block k's output as layer k; negative values
-        count from the end, Python-style: -1 = the last block (SD v1), -2 = the penultimate block
-        (SD 2.x and SDXL, Podell et al. 2023 s2.1). Each goes through ``ln_final``, as SD 2's
-        ``FrozenOpenCLIPEmbedder`` does. ``pooled`` is always the last block's EOT."""
-        m = self.model
+    def check_token_layer(self, token_layer) -> int:
+        """``token_layer`` as a layer index in 0..n (n = text blocks), or ValueError."""
         n = self.text_layers
-        if (
-            isinstance(token_layer, bool)
-            or not isinstance(token_layer, int)
-            or not -(n + 1) <= token_layer <= n
-        ):
+        ok = isinstance(token_layer, int) and not isinstance(token_layer, bool)
+        if not ok or not -(n + 1) <= token_layer <= n:
             raise ValueError(
                 f"token_layer={token_layer!r}: this text tower has layers 0..{n} "
                 f"(0 = token embeddings, {n} = last block; -1 = last, -2 = penultimate)"
             )
-        want = token_layer % (n + 1)
+        return token_layer % (n + 1)
+
+    def encode_text(self, captions: list[str], token_layer: int | None = None) -> TextFeatures:
+        """``token_layer`` (default: ``self.token_layer``, set from ``clip.token_layer``) picks
+        which layer's outputs are returned as ``tokens``, counting the token embeddings
+        (+ positions) as layer 0 and block k's output as layer k; negative values count from the
+        end, Python-style: -1 = the last block (SD v1), -2 = the penultimate block (SD 2.x and
+        SDXL, Podell et al. 2023 s2.1). Each goes through ``ln_final``, as SD 2's
+        ``FrozenOpenCLIPEmbedder`` does. ``pooled`` is always the last block's EOT."""
+        m = self.model
+        n = self.text_layers
+        want = self.check_token_layer(self.token_layer if token_layer is None else token_layer)
         text = self.tokenize(captions)  # (B, L)
         L = text.shape[1]
         x = m.token_embedding(text) + m.positional_embedding[:L]  # (B, L, D)

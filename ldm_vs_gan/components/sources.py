@@ -288,7 +288,16 @@ def build_clip(clip_cfg, *, data_cfg=None) -> FrozenCLIP:
     }.get(src)
     if fn is None:
         raise bad_value("clip.source", src, CLIP_SOURCES)
-    return fn(clip_cfg, data_cfg)
+    clip = fn(clip_cfg, data_cfg)
+    layer = _get(clip_cfg, "token_layer", -1)
+    try:
+        clip.check_token_layer(layer)
+    except ValueError:
+        raise bad_value(
+            "clip.token_layer", layer, f"an integer in [{-(clip.text_layers + 1)}, {clip.text_layers}]"
+        ) from None
+    clip.token_layer = layer
+    return clip
 
 
 # ============================================================================ run dirs

@@ -66,16 +66,6 @@ class LDMFamily(Family):
         u["context_dim"] = clip.token_dim
         cond = _node(m, "conditioning")
         self.pooled_text = bool(cond.get("pooled", False))
-        self.text_layer = cond.get("text_layer", -1)
-        n = clip.text_layers
-        if (
-            isinstance(self.text_layer, bool)
-            or not isinstance(self.text_layer, int)
-            or not -(n + 1) <= self.text_layer <= n
-        ):
-            raise bad_value(
-                "model.conditioning.text_layer", self.text_layer, f"an integer in [{-(n + 1)}, {n}]"
-            )
         u["pooled_dim"] = clip.embed_dim if self.pooled_text else 0
         self.unet = UNet(unet_config(size, **u))
         require(
@@ -178,15 +168,15 @@ class LDMFamily(Family):
 
     @torch.no_grad()
     def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, ...]:
-        """captions -> the UNet's conditioning: (tokens (B,L,D) of layer model.conditioning.text_layer,
+        """captions -> the UNet's conditioning: (tokens (B,L,D) of the CLIP's clip.token_layer,
         mask (B,L) bool), plus pooled (B,E) when the UNet takes it (model.conditioning.pooled)."""
         if not self._cache_text:
-            f = self.clip.encode_text(list(captions), token_layer=self.text_layer)
+            f = self.clip.encode_text(list(captions))
             out = (f.tokens.float(), f.mask, f.pooled.float())
             return out if self.pooled_text else out[:2]
         missing = sorted({c for c in captions if c not in self._txt_cache})
         if missing:
-            f = self.clip.encode_text(missing, token_layer=self.text_layer)
+            f = self.clip.encode_text(missing)
             if len(self._txt_cache) + len(missing) > self._cache_max:
                 self._txt_cache.clear()
             for c, t, mk, p in zip(missing, f.tokens.float(), f.mask, f.pooled.float()):
