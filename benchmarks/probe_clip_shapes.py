@@ -21,7 +21,7 @@ Session 3, conv stem and 4 blocks at 28k images: retrieval here 1.000, shape-tok
 0.96, pooled circle/square 0.90, every other pair <= 0.77 (the default now trains 26k images).
 Session 4, the default 26k CLIP: at the shape word, circle and square are 0.49 apart after the last
 layer (other pairs 10.6-14.8) and already identical after block 1; the token embeddings (layer 0)
-keep them apart. Hence model.conditioning.text_layer.
+keep them apart. Hence clip.token_layer: 0 for the toy CLIP.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main() -> None:
         for s, row in zip(shapes, sim.tolist()):
             print(f"  {s:>8s} " + " ".join(f"{x:5.2f}" for x in row))
 
-    # every layer the LDM may read (model.conditioning.text_layer): shape-word token, distances
+    # every layer the LDM may read (clip.token_layer): shape-word token, distances
     print("shape-token distance by text layer (0 = token embeddings; circle-square | min over other pairs):")
     with torch.no_grad():
         for layer in range(clip.text_layers + 1):
