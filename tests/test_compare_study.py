@@ -59,3 +59,42 @@ def test_jobs_run_concurrently_and_keep_each_jobs_order(tmp_path):
     # job a's first command could only finish because job b ran at the same time
     assert a.read_text().splitlines() == ["a1 True", "a2 True"]
     assert b.read_text().splitlines() == ["b2 True"]
+
+
+def test_results_table_is_mean_and_std_over_seeds_per_family(tmp_path):
+    import argparse
+
+    study = load_study()
+    runs = {
+        "ldm-s0": ("ldm", {"fid": 500.0, "fidelity/single/overall": 0.4}),
+        "ldm-s1": ("ldm", {"fid": 600.0, "fidelity/single/overall": 0.6}),
+        "galip-s0": ("galip", {"fid": 800.0, "fidelity/single/overall": 0.2}),
+    }
+    summ = {
+        name: {
+            "family": fam,
+            "img_per_s": 10.0,
+            "latency_s": 0.5,
+            "evals": [
+                {"file": "eval_study_main.json", "metrics": m},
+                {"file": "other.json", "metrics": {"fid": 1.0}},
+            ],
+        }
+        for name, (fam, m) in runs.items()
+    }
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summ))
+    a = argparse.Namespace(budget=1000, batch_size=32, eval_n=500, seeds="0,1")
+    rows = {
+        ln.split(" | ")[0].lstrip("| "): ln
+        for ln in study.results_table(path, ["ldm", "galip"], a).splitlines()
+    }
+    # only the main evaluation counts; mean ± sample std over seeds, n shown; a single seed says n=1
+    assert (
+        rows["FID-toy (judge features) ↓"]
+        == "| FID-toy (judge features) ↓ | 550.00 ± 70.71 (n=2) | 800.00 (n=1) |"
+    )
+    single = rows["prompt fidelity, single-object ↑"]
+    assert single == "| prompt fidelity, single-object ↑ | 0.500 ± 0.141 (n=2) | 0.200 (n=1) |"
+    # a metric no run reported is a dash, not a zero
+    assert rows["prompt fidelity, two-object ↑"].endswith("| - | - |")
