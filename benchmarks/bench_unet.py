@@ -11,8 +11,11 @@ Measured choices: q/k/v (and cross-attention k/v) are fused into one matrix each
 ``F.scaled_dot_product_attention``; ``--channels-last`` was slower here (ratio 0.95 vs 1.10 with
 contiguous tensors, same load), so the UNet stays in the default memory format.
 
-The two models are timed in alternation (ABAB...) and the median per model is reported, because
-the machine may be shared. Run: ``python benchmarks/bench_unet.py [--size thesis128] [--threads N]``.
+The two models are timed in alternation (ABAB...), because the machine may be shared: the median
+per model gives img/s, and each round's paired ratio (diffusers' time / ours, measured a second
+apart, so slow stretches of the machine hit both) gives the ratio, reported as the median with its
+quartiles. Session 5 saw single 6-round medians of 0.92-1.10 for the same code; the per-round
+ratios of one 16-round run spread 0.91-1.09 around a median of 1.04. Run: ``python benchmarks/bench_unet.py [--size thesis128] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--latent", type=int, default=16)
     ap.add_argument("--tokens", type=int, default=77)
-    ap.add_argument("--rounds", type=int, default=6, help="timed rounds per model (alternating)")
+    ap.add_argument("--rounds", type=int, default=16, help="timed rounds per model (alternating)")
     ap.add_argument("--steps", type=int, default=3, help="training steps per round")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--channels-last", action="store_true", help="run ours in channels_last")
@@ -106,8 +109,12 @@ def main():
         f"params: ours {n_ours:,}  diffusers {n_theirs:,}  diff {100 * (n_ours - n_theirs) / n_theirs:+.2f}%"
     )
     print(f"train step FLOPs: ours {flops_ours / 1e9:.1f} G  diffusers {flops_theirs / 1e9:.1f} G")
+    paired = sorted(b / a for a, b in zip(times["ours"], times["diffusers"]))  # per round: theirs / ours
+    q1, q2, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
+    print(f"img/s (median of {args.rounds} rounds): ours {ips['ours']:.2f}  diffusers {ips['diffusers']:.2f}")
     print(
-        f"img/s: ours {ips['ours']:.2f}  diffusers {ips['diffusers']:.2f}  ratio {ips['ours'] / ips['diffusers']:.3f}"
+        f"ratio ours/diffusers, paired per round: median {q2:.3f}  quartiles {q1:.3f}-{q3:.3f}  "
+        f"range {paired[0]:.3f}-{paired[-1]:.3f}  (ratio of medians {ips['ours'] / ips['diffusers']:.3f})"
     )
     print(f"GEMM peak (2048x2048 fp32): {peak / 1e9:.0f} GFLOP/s")
     for k, fl in (("ours", flops_ours), ("diffusers", flops_theirs)):
