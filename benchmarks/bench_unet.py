@@ -111,7 +111,7 @@ def main():
     )
     print(f"train step FLOPs: ours {flops_ours / 1e9:.1f} G  diffusers {flops_theirs / 1e9:.1f} G")
     paired = sorted(b / a for a, b in zip(times["ours"], times["diffusers"]))  # per round: theirs / ours
-    q1, q2, q3 = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
+    q1, q2, q3 = statistics.quantiles(paired, n=4, method="inclusive") if len(paired) > 1 else paired * 3
     print(f"img/s (median of {args.rounds} rounds): ours {ips['ours']:.2f}  diffusers {ips['diffusers']:.2f}")
     print(
         f"ratio ours/diffusers, paired per round: median {q2:.3f}  quartiles {q1:.3f}-{q3:.3f}  "
