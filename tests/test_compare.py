@@ -122,3 +122,12 @@ def test_compare_writes_a_self_contained_report(runs, tmp_path):
 def test_compare_rejects_a_non_run(tmp_path, capsys):
     assert compare.main([str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_curve_axes_say_which_way_is_better():
+    from ldm_vs_gan.report.plots import ylabel
+
+    # "fidelity" shares the prefix "fid" with FID; the curves once labelled it "lower better"
+    assert ylabel("fidelity") == "fidelity (higher better)"
+    assert ylabel("fid_toy") == "fid_toy (lower better)"
+    assert ylabel("kid") == "kid (lower better)"

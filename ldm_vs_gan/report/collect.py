@@ -18,6 +18,9 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+# Metrics where smaller is better; every other plotted or headline metric is higher-better.
+LOWER_BETTER = ("fid", "kid", "fid_toy")
+
 
 @dataclass
 class RunInfo:

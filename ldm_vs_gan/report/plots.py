@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ldm_vs_gan.report.collect import RunInfo, curve  # noqa: E402
+from ldm_vs_gan.report.collect import LOWER_BETTER, RunInfo, curve  # noqa: E402
 
 COLORS = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
 
@@ -57,6 +57,11 @@ def _wrap(s: str, width: int = 18) -> str:
     return "\n".join(lines[:3])
 
 
+def ylabel(metric: str) -> str:
+    """``fid_toy (lower better)``; by name, not prefix: "fidelity" starts with "fid" too."""
+    return metric + (" (lower better)" if metric in LOWER_BETTER else " (higher better)")
+
+
 def training_curves(runs: list[RunInfo], path: Path, keys=("fid_toy", "fidelity")) -> Path | None:
     """Quick-eval scalars against images seen (left) and against training seconds (right)."""
     cols = family_colors(runs)
@@ -85,7 +90,7 @@ def training_curves(runs: list[RunInfo], path: Path, keys=("fid_toy", "fidelity"
         axes[i][0].set_xlabel("images seen")
         axes[i][1].set_xlabel("training time (s, from logged img/s)")
         for ax in axes[i]:
-            ax.set_ylabel(k + (" (lower better)" if k.startswith("fid") else " (higher better)"))
+            ax.set_ylabel(ylabel(k))
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()

@@ -8,9 +8,8 @@ import math
 import re
 from pathlib import Path
 
-from ldm_vs_gan.report.collect import RunInfo, comparable_key, mean_std
+from ldm_vs_gan.report.collect import LOWER_BETTER, RunInfo, comparable_key, mean_std
 
-LOWER_BETTER = ("fid", "kid", "fid_toy")
 HEADLINE = ("fid", "kid", "is", "clip_score", "fidelity", "diversity", "diversity_real", "diversity_ratio")
 
 
