@@ -232,7 +232,13 @@ def main(argv=None) -> int:
     timings["total"] = time.perf_counter() - t_start
     if a.dry_run:
         return 0
-    prev = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    # A resumed study (some runs already trained) keeps the timings of the stages it skipped, and
+    # its total is the wall time of every invocation: a resume that only re-renders the report must
+    # not replace 40 minutes with 40 seconds. A study that trained every run starts afresh, so
+    # nothing of an older study in the same --out survives.
+    resumed = len(train_jobs) < len(runs) and (out / "timings.json").exists()
+    prev = json.loads((out / "timings.json").read_text()) if resumed else {}
+    timings["total"] += prev.get("total", 0.0)
     (out / "timings.json").write_text(json.dumps({**prev, **timings}, indent=2) + "\n")
     table = results_table(out / "summary.json", fams, a)
     (out / "results.md").write_text(table + "\n")
