@@ -10,10 +10,12 @@ Where the configs are: ``configs/`` at the top of the repository, found relative
 (``<repo>/ldm_vs_gan/../configs``), which is where it is for a checkout and for ``pip install -e .``.
 For any other layout point ``LDM_VS_GAN_CONFIG_DIR`` at a config tree.
 
-Errors reach the user as one line on stderr and exit status 2: an unknown group option
-(``model=nope``: the allowed options are the files in ``configs/model/``), an override Hydra
-cannot apply (unknown key, bad syntax), and every :class:`ldm_vs_gan.errors.UserError` raised
-while building or training.
+Exit status: 0 when the budget is done; 2 with one line on stderr for every error the user can
+fix: an unknown group option (``model=nope``: the allowed options are the files in
+``configs/model/``), an override Hydra cannot apply (unknown key, bad syntax), a run dir that is
+a file or in use by another training, and every :class:`ldm_vs_gan.errors.UserError` raised while
+building or training; 75 when SIGTERM or SIGINT stopped the run early after writing a checkpoint
+(resumable: launch the same command again; a requeue script requeues on 75 only).
 """
 
 from __future__ import annotations
@@ -97,9 +99,20 @@ def prevalidate(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
 
     try:
         with initialize_config_dir(str(config_dir), version_base="1.3", job_name="train"):
-            compose("train", overrides=list(args.overrides))
+            cfg = compose("train", overrides=list(args.overrides))
+            run_dir = str(cfg.run_dir)
     except Exception as ex:  # Hydra/OmegaConf composition errors: unknown keys, syntax, interpolation
         fail(_one_line(ex))
+    check_run_dir(Path(run_dir))
+
+
+def check_run_dir(path: Path) -> None:
+    """Hydra creates the run dir before any of our code runs: say what is wrong with it first."""
+    if path.exists() and not path.is_dir():
+        fail(f"run_dir={str(path)!r} is a file, not a folder; choose another run_dir")
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"run_dir={str(path)!r} cannot be created or written ({str(parent)!r} is not writable)")
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
@@ -114,10 +127,15 @@ def _main(cfg: DictConfig) -> None:
     if hc.mode == RunMode.MULTIRUN and not explicit:
         with open_dict(cfg):
             cfg.run_dir = hc.runtime.output_dir  # each sweep job trains in its own folder
+    from ldm_vs_gan.training.guards import EXIT_STOPPED, StoppedEarly
+
     try:
         run(cfg)
     except UserError as ex:
         fail(str(ex))
+    except StoppedEarly as ex:
+        print(f"stopped: {ex}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_STOPPED)
 
 
 def main() -> None:

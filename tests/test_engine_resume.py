@@ -118,10 +118,6 @@ def test_resume_refuses_another_model(tmp_path):
         run(make_cfg(tmp_path / "r", **{"model.hidden": 32}))
 
 
-def test_patch_helper_is_importable():
-    patch_data()  # the subprocess runner uses it; it must not need anything the tests lack
-
-
 def test_run_leaves_the_callers_rng_streams_alone(tmp_path):
     """run() inside a family's from_config (first-use stage training) must not shift the caller's
     initialisation: the RNG streams are as before the call."""

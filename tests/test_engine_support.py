@@ -104,6 +104,7 @@ def main(cfg_paths: list[str]) -> None:
     patch_data()
     from ldm_vs_gan.errors import UserError
     from ldm_vs_gan.training import run
+    from ldm_vs_gan.training.guards import EXIT_STOPPED, StoppedEarly
 
     torch.set_num_threads(1)
     try:
@@ -112,6 +113,9 @@ def main(cfg_paths: list[str]) -> None:
     except UserError as ex:
         print(f"error: {ex}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except StoppedEarly as ex:
+        print(f"stopped: {ex}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_STOPPED)
 
 
 if __name__ == "__main__":

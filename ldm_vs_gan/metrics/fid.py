@@ -4,6 +4,9 @@ Images are turned into features once (``features.extract``, uint8 in, any extrac
 are then computed by torchmetrics' own metric classes, fed through a pass-through "extractor" so
 the real-image side can be restored from the on-disk cache instead of recomputed
 (``reset_real_features=False`` semantics: the real statistics are fixed, only fakes change).
+The features given are complete (a distributed evaluation gathers them first), so the metric
+objects never synchronise across ranks (``sync_on_compute=False``): a rank-0-only evaluation
+inside training would otherwise wait forever for ranks that are not evaluating.
 
 - FID (Heusel et al. 2017, eq. 6): ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^{1/2}), from
   torchmetrics' running sums (float64).
@@ -46,7 +49,9 @@ def fid_from_stats(real_sum, real_cov_sum, real_n: int, fake_features) -> float:
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     fake = _t(fake_features)
-    m = FrechetInceptionDistance(feature=Passthrough(fake.shape[1]), reset_real_features=False)
+    m = FrechetInceptionDistance(
+        feature=Passthrough(fake.shape[1]), reset_real_features=False, sync_on_compute=False
+    )
     m.real_features_sum = _t(real_sum).clone()
     m.real_features_cov_sum = _t(real_cov_sum).clone()
     m.real_features_num_samples = torch.tensor(int(real_n), dtype=torch.long)
@@ -71,7 +76,11 @@ def kid_from_features(
     if size < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got real={len(real)} fake={len(fake)}")
     m = KernelInceptionDistance(
-        feature=Passthrough(real.shape[1]), subsets=subsets, subset_size=size, reset_real_features=False
+        feature=Passthrough(real.shape[1]),
+        subsets=subsets,
+        subset_size=size,
+        reset_real_features=False,
+        sync_on_compute=False,
     )
     m.update(real, real=True)
     m.update(fake, real=False)
@@ -86,7 +95,7 @@ def inception_score_from_logits(logits, splits: int = 10, seed: int = 0) -> tupl
     from torchmetrics.image.inception import InceptionScore
 
     x = _t(logits)
-    m = InceptionScore(feature=Passthrough(x.shape[1]), splits=splits)
+    m = InceptionScore(feature=Passthrough(x.shape[1]), splits=splits, sync_on_compute=False)
     m.update(x)
     with torch.random.fork_rng():  # torchmetrics shuffles with the global RNG before splitting
         torch.manual_seed(seed)

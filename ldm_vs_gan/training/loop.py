@@ -26,7 +26,7 @@ from ldm_vs_gan.training import checkpoint as ckpt
 from ldm_vs_gan.training import distributed, precision, settings
 from ldm_vs_gan.training.ema import EMA
 from ldm_vs_gan.training.family import Family, StepContext
-from ldm_vs_gan.training.guards import NonFiniteError, StopSignals
+from ldm_vs_gan.training.guards import NonFiniteError, StopSignals, StoppedEarly
 from ldm_vs_gan.training.optim import build_optimizer, grad_norm, lr_factor, set_lr
 from ldm_vs_gan.training.previews import Previewer
 from ldm_vs_gan.training.rundir import RunDir, init_weights_from
@@ -39,25 +39,38 @@ def run(cfg: DictConfig) -> Path:
     OmegaConf.set_readonly(cfg, True)
     s = settings.read(cfg, distributed.env_world_size())  # config errors before any work
     info = distributed.setup(s.device, s.dist_timeout_s)
+    rd = RunDir(Path(cfg.run_dir))
     # run() may be called from inside another run (first-use training of a toy CLIP/VAE in a
     # family's from_config): leave the caller's RNG streams as they were, so the caller's
     # initialisation does not depend on whether the stage was cached or trained just now.
     outer_rng = ckpt.rng_state()
     try:
-        return Trainer(cfg, s, info).fit()
+        if info.is_main:
+            rd.lock()  # one writer per run dir, before anything is read or written there
+        # Signals are noted from the start: one that arrives while the family is being built
+        # stops the run at its first step boundary, with a checkpoint.
+        with StopSignals() as signals:
+            return Trainer(cfg, s, info, rd).fit(signals)
     finally:
+        rd.unlock()
         ckpt.set_rng_state(outer_rng)
         distributed.teardown(info)
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig, s: settings.Settings, dist: distributed.DistInfo):
-        self.cfg, self.s, self.dist = cfg, s, dist
+    def __init__(self, cfg: DictConfig, s: settings.Settings, dist: distributed.DistInfo, rd: RunDir):
+        self.cfg, self.s, self.dist, self.rd = cfg, s, dist, rd
         self.device = dist.device
         self.precision = precision.resolve(s.precision, self.device)
-        self.rd = RunDir(Path(cfg.run_dir))
-        self.rd.check_compatible(cfg)
+        self.notes: list[str] = []  # lines for the run's log, written once the logger exists
+        found = ckpt.load_latest(rd.checkpoints)
+        if found is not None:
+            self.rd.check_compatible(cfg, found[0])
 
+        # The held-out panel and eval set are read before the family is built (which may train a
+        # toy CLIP for minutes): their config errors come first.
+        self.previewer = Previewer(self)
+        self.previewer.prepare()
         # Same init on every rank (DDP also broadcasts rank 0's weights, this keeps EMA equal too).
         ckpt.seed_all(int(cfg.seed))
         self.family: Family = get_class(cfg.model._target_).from_config(cfg)
@@ -99,16 +112,18 @@ class Trainer:
         self.skipped: dict[str, int] = {}
         self.nonfinite_skipped = 0
         self.flops_per_image: float | None = None
-        self.resumed_from = self._restore()
+        self.damaged: dict[str, int] = {}
+        self.resumed_from = self._restore(found)
 
     # ---- state ---------------------------------------------------------------------------------
 
-    def _restore(self) -> str | None:
-        last = self.rd.last_checkpoint
-        if last.exists():
-            state = ckpt.load(last)
+    def _restore(self, found) -> str | None:
+        if found is not None:
+            state, path, problems = found
+            self.notes += [f"passed over an unreadable checkpoint: {p}" for p in problems]
             self._load_state(state)
-            return str(last)
+            self._note_schedule_change(OmegaConf.create(state["config_yaml"]))
+            return str(path)
         # fresh run: per-rank streams (noise etc.) from (seed, rank)
         ckpt.seed_all(int(self.cfg.seed) * 1000 + 7919 * self.dist.rank + 1)
         if self.cfg.get("init_from"):
@@ -153,6 +168,26 @@ class Trainer:
             ckpt.set_rng_state(rngs[self.dist.rank])
         else:  # another world size: streams cannot continue, reseed them from the position
             ckpt.seed_all(int(self.cfg.seed) * 1000 + 7919 * self.dist.rank + self.images_seen + 1)
+
+    def _note_schedule_change(self, old_cfg) -> None:
+        """A resume with another lr schedule (trainer.lr_decay, min_lr_ratio, or max_images under a
+        decay) moves the learning rate at once: say so, with the two values."""
+        s, t = self.s, old_cfg.trainer
+        at = self.images_seen + s.batch_size
+        new = lr_factor(at, s.warmup_images, s.lr_decay, s.max_images, s.min_lr_ratio)
+        old = lr_factor(
+            at,
+            int(t.get("warmup_images", 0) or 0),
+            str(t.get("lr_decay", "none")),
+            int(t.get("max_images", s.max_images)),
+            float(t.get("min_lr_ratio", 0.0) or 0.0),
+        )
+        if abs(new - old) > 1e-9 * max(abs(old), 1.0):
+            self.notes.append(
+                f"the learning-rate schedule changed on resume (trainer.lr_decay {t.get('lr_decay')} -> "
+                f"{s.lr_decay}, trainer.max_images {t.get('max_images')} -> {s.max_images}): the lr "
+                f"factor at images_seen={self.images_seen} moves from {old:.4g} to {new:.4g}"
+            )
 
     def save(self, periodic: bool) -> None:
         state = self.state()  # collective (RNG gather): every rank calls it
@@ -252,7 +287,7 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------
 
-    def fit(self) -> Path:
+    def fit(self, signals: StopSignals) -> Path:
         s, cfg, dist = self.s, self.cfg, self.dist
         if dist.is_main:
             self.rd.write_config(cfg)
@@ -265,8 +300,16 @@ class Trainer:
             start_images=self.images_seen,
             progress=s.progress,
         )
-        previewer = Previewer(self, log)
-        from ldm_vs_gan import data as data_mod  # attribute lookup at call time (tests stand in)
+        try:
+            return self._fit(log, signals)
+        finally:
+            log.close()
+
+    def _fit(self, log: RunLogger, signals: StopSignals) -> Path:
+        s, cfg, dist = self.s, self.cfg, self.dist
+        previewer = self.previewer
+        previewer.log = log
+        from ldm_vs_gan import data as data_mod
 
         loader = data_mod.build_loader(
             cfg.data,
@@ -278,9 +321,14 @@ class Trainer:
             start_images_seen=self.images_seen,
             num_workers=s.num_workers,
         )
+        self.damaged = dict(getattr(loader, "damaged", None) or {})
+        if self.damaged:
+            self.notes.append(f"data: damaged shard files or entries skipped while indexing: {self.damaged}")
         it = iter(loader)
         if self.resumed_from:
             log.message(f"resumed from {self.resumed_from} at images_seen={self.images_seen}")
+        for note in self.notes:
+            log.message(note)
         self._pending_skips: dict[str, int] = {}
         scalars: dict = {}
         n_steps_logged, t_log, t_side = 0, time.perf_counter(), 0.0
@@ -290,49 +338,43 @@ class Trainer:
         flops_per_image = self.family.flops_per_image() or self.flops_per_image
         measure = s.measure_flops and flops_per_image is None and self.images_seen == 0
         self.family.train()
-        try:
-            with StopSignals() as signals:
-                while self.images_seen < s.max_images:
-                    (stop,) = distributed.any_flag(dist, signals.received is not None)
-                    if stop:
-                        log.message(
-                            f"{signals.name or 'stop signal'}: writing a checkpoint at "
-                            f"images_seen={self.images_seen} and exiting"
-                        )
-                        self.save(periodic=False)
-                        return self.rd.path
-                    batch = next(it).to(self.device, non_blocking=True)
-                    if measure:
-                        flops_per_image = self.flops_per_image = self._measured_step(batch, scalars)
-                        measure = False
-                    else:
-                        self.train_step(batch, scalars)
-                    before = self.images_seen
-                    self.images_seen += s.batch_size
-                    self.step += 1
-                    n_steps_logged += 1
-                    log.progress(s.batch_size)
-                    after = self.images_seen
-                    done = after >= s.max_images
-                    if settings.crossed(before, after, s.log_every) or done:
-                        now = time.perf_counter()
-                        rec = self._log_record(scalars, n_steps_logged, now - t_log - t_side, flops_per_image)
-                        log.log(rec)
-                        if log.bar is not None:
-                            log.bar.set_postfix(
-                                {k: f"{v:.4g}" for k, v in rec.items() if k.endswith("/loss")}, refresh=False
-                            )
-                        scalars, n_steps_logged, t_log, t_side = {}, 0, now, 0.0
-                    t0 = time.perf_counter()
-                    if settings.crossed(before, after, s.sample_every) or (done and s.sample_every > 0):
-                        previewer.samples()
-                    if settings.crossed(before, after, s.eval_every) or (done and s.eval_every > 0):
-                        previewer.evaluate()
-                    if settings.crossed(before, after, s.ckpt_every) or done:
-                        self.save(periodic=settings.crossed(before, after, s.ckpt_every))
-                    t_side += time.perf_counter() - t0
-        finally:
-            log.close()
+        while self.images_seen < s.max_images:
+            (stop,) = distributed.any_flag(dist, signals.received is not None)
+            if stop:
+                name = signals.name or "a stop signal on another rank"
+                log.message(f"{name}: writing a checkpoint at images_seen={self.images_seen} and exiting")
+                self.save(periodic=False)
+                raise StoppedEarly(name, self.images_seen, self.rd.path)
+            batch = next(it).to(self.device, non_blocking=True)
+            if measure:
+                flops_per_image = self.flops_per_image = self._measured_step(batch, scalars)
+                measure = False
+            else:
+                self.train_step(batch, scalars)
+            before = self.images_seen
+            self.images_seen += s.batch_size
+            self.step += 1
+            n_steps_logged += 1
+            log.progress(s.batch_size)
+            after = self.images_seen
+            done = after >= s.max_images
+            if settings.crossed(before, after, s.log_every) or done:
+                now = time.perf_counter()
+                rec = self._log_record(scalars, n_steps_logged, now - t_log - t_side, flops_per_image)
+                log.log(rec)
+                if log.bar is not None:
+                    log.bar.set_postfix(
+                        {k: f"{v:.4g}" for k, v in rec.items() if k.endswith("/loss")}, refresh=False
+                    )
+                scalars, n_steps_logged, t_log, t_side = {}, 0, now, 0.0
+            t0 = time.perf_counter()
+            if settings.crossed(before, after, s.sample_every) or (done and s.sample_every > 0):
+                previewer.samples()
+            if settings.crossed(before, after, s.eval_every) or (done and s.eval_every > 0):
+                previewer.evaluate()
+            if settings.crossed(before, after, s.ckpt_every) or done:
+                self.save(periodic=settings.crossed(before, after, s.ckpt_every))
+            t_side += time.perf_counter() - t0
         return self.rd.path
 
     def _measured_step(self, batch, scalars) -> float | None:
@@ -369,5 +411,7 @@ class Trainer:
             rec["ema_decay"] = self.ema.current_decay()
         for k, v in sorted(self.skipped.items()):
             rec[f"skipped/{k}"] = v
+        for k, v in sorted(self.damaged.items()):
+            rec[f"data/damaged/{k}"] = v
         rec["nonfinite_skipped"] = self.nonfinite_skipped
         return rec

@@ -4,6 +4,11 @@ The panel is the first ``trainer.sample.n`` held-out samples (``data.heldout_bat
 ``trainer.sample.seed + i``: the same prompts and noise at every interval, so grids are comparable
 along a run and across runs. Grids are PNGs named by images seen (``samples/000000012800.png``);
 the captions are written once to ``samples/panel.txt``.
+
+Both read the held-out split at start (``prepare``), so a missing or unusable held-out split is a
+config error before the first step, not after the first interval of training. Both run inside
+``checkpoint.isolated_rng``: they never move the training RNG streams, so a run stopped and
+resumed at a preview boundary continues exactly like one that never stopped.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import json
 
 import torch
 
+from ldm_vs_gan.errors import UserError
 from ldm_vs_gan.training import checkpoint as ckpt
 
 
 class Previewer:
-    def __init__(self, trainer, log):
+    def __init__(self, trainer, log=None):
         self.t = trainer
-        self.log = log
+        self.log = log  # the run's logger, set once it exists
         self._panel = None
         self._eval_batches = None
         self._quick_eval_missing_warned = False
@@ -37,21 +43,42 @@ class Previewer:
         finally:
             fam.train()
 
+    def prepare(self) -> None:
+        """Load the panel and the quick-evaluation set now (rank 0, when their intervals are on)."""
+        t = self.t
+        if not t.dist.is_main:
+            return
+        if t.s.sample_every > 0 and t.s.sample_n > 0:
+            self._panel = self._heldout(t.s.sample_n, "trainer.sample.n", "trainer.sample_every")
+        if t.s.eval_every > 0 and t.s.eval_n > 0:
+            full = self._heldout(t.s.eval_n, "trainer.eval.n", "trainer.eval_every")
+            self._eval_batches = [b.to(t.device) for b in full.split(-(-len(full) // t.s.eval_batch_size))]
+
+    def _heldout(self, n: int, n_key: str, every_key: str):
+        from ldm_vs_gan import data as data_mod
+
+        try:
+            return data_mod.heldout_batch(self.t.cfg.data, n).to(self.t.device)
+        except UserError as ex:
+            raise type(ex)(
+                f"{n_key}={n} held-out samples are needed every {every_key}={getattr(self.t.s, every_key.split('.')[1])} "
+                f"images: {ex} (or set {every_key}=0)"
+            ) from None
+
     def samples(self) -> None:
         t = self.t
         if not t.dist.is_main or t.s.sample_n <= 0:
             return
         from torchvision.utils import make_grid
 
-        from ldm_vs_gan import data as data_mod
-
         if self._panel is None:
-            self._panel = data_mod.heldout_batch(t.cfg.data, t.s.sample_n).to(t.device)
+            self.prepare()
+        if not (t.rd.samples / "panel.txt").exists():
             (t.rd.samples / "panel.txt").write_text(
                 "".join(f"{t.s.sample_seed + i}\t{c}\n" for i, c in enumerate(self._panel.captions))
             )
         seeds = [t.s.sample_seed + i for i in range(len(self._panel))]
-        with self._eval_mode() as fam:
+        with ckpt.isolated_rng(), self._eval_mode() as fam:
             images = fam.preview(self._panel, seeds)
         if images.dtype != torch.uint8:
             raise TypeError(f"{type(fam).__name__}.preview must return uint8 images, got {images.dtype}")
@@ -66,12 +93,10 @@ class Previewer:
         t = self.t
         if not t.dist.is_main or t.s.eval_n <= 0:
             return
-        from ldm_vs_gan import data as data_mod
-
         if self._eval_batches is None:
-            full = data_mod.heldout_batch(t.cfg.data, t.s.eval_n)
-            self._eval_batches = [b.to(t.device) for b in full.split(-(-len(full) // t.s.eval_batch_size))]
-        with self._eval_mode() as fam:
+            self.prepare()
+        # No collective in here: it runs on rank 0 while the other ranks wait at the checkpoint.
+        with ckpt.isolated_rng(), self._eval_mode() as fam:
             results = {f"eval/{k}": float(v) for k, v in fam.evaluate(self._eval_batches).items()}
             if fam.generative:
                 quick_eval = self._quick_eval()

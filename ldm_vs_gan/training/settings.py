@@ -64,9 +64,38 @@ def _int(t: DictConfig, key: str, minimum: int = 0) -> int:
     return v
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_optimizer_keys(node, prefix: str = "model") -> None:
+    """Optimizer values anywhere under ``model`` (``lr``, ``lr_g``, ``betas``, ...) are checked
+    before the family is built, so ``model.optim.lr=abc`` is one line, not a traceback in Adam."""
+    if not isinstance(node, DictConfig):
+        return
+    for key in node.keys():
+        v, full = node.get(key), f"{prefix}.{key}"
+        if isinstance(v, DictConfig):
+            check_optimizer_keys(v, full)
+        elif key == "lr" or key.startswith("lr_"):
+            if not (_number(v) and v >= 0):
+                raise bad_value(full, v, "a number >= 0")
+        elif key in ("eps", "weight_decay") or key.startswith("grad_clip"):
+            if not ((_number(v) and v >= 0) or (v is None and key.startswith("grad_clip"))):
+                raise bad_value(full, v, "a number >= 0" + (" or null" if key.startswith("grad_clip") else ""))
+        elif key == "betas":
+            ok = v is not None and len(list(v)) == 2 and all(_number(b) and 0 <= b < 1 for b in v)
+            if not ok:
+                raise bad_value(full, v, "two numbers in [0, 1)")
+
+
 def read(cfg: DictConfig, world_size: int) -> Settings:
     if "trainer" not in cfg or cfg.trainer is None:
         raise ConfigError("trainer is missing; choose a trainer config, e.g. trainer=default")
+    seed = cfg.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise bad_value("seed", seed, "an integer >= 0")
+    check_optimizer_keys(cfg.get("model"))
     t = cfg.trainer
     precision = t.get("precision", "auto")
     if precision not in PRECISIONS:
