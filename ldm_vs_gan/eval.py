@@ -5,7 +5,9 @@ Defaults follow the run: a toy-world run is judged on the toy held-out split in 
 feature space; any other run on COCO captions (30k, one random caption per image, seeded) with the
 standard Inception. Generation is sharded across ranks under ``torchrun`` and gathered (exactly N
 images, each once); metrics are computed on rank 0. Prints one line per metric (``fid: 12.34``)
-and writes ``RUN_DIR/eval/eval_<tag>.json``: ``{"metrics": {...}, "provenance": {...}}``.
+and writes ``RUN_DIR/eval/eval_<tag>.json``: ``{"metrics": {...}, "provenance": {...}}``. Bad
+flag values, missing weights and damaged weight files are one line (exit status 2) before any
+image is generated.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from pathlib import Path
 
 import torch
 
-from ldm_vs_gan.errors import UserError, bad_value
+from ldm_vs_gan.errors import MissingWeightsError, UserError, bad_value
+from ldm_vs_gan.sample import ArgParser, at_least, check_run, resolve_device
 
 METRICS = ("fid", "is", "kid", "clip_score", "fidelity", "diversity")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m ldm_vs_gan.eval", description=__doc__.split("\n\n")[0])
+    p = ArgParser(prog="python -m ldm_vs_gan.eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--metric", default="all", help=f"comma list of {', '.join(METRICS)} or all")
     p.add_argument("--run", required=True, help="run directory (config.yaml + weights/)")
     p.add_argument(
@@ -54,23 +57,71 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--diversity-seeds", type=int, default=8, help="M seeds per prompt for diversity")
     p.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA weights (default) or live")
     p.add_argument("--out", default=None, help="JSON path (default: RUN_DIR/eval/eval_<tag>.json)")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: this rank's GPU, else cpu)")
     return p.parse_args(argv)
 
 
 def _metrics(spec: str) -> list[str]:
     names = list(METRICS) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]
-    for m in names:
+    for m in names or [spec]:
         if m not in METRICS:
             raise bad_value("--metric", m, (*METRICS, "all"))
     return names
 
 
-def _init_dist() -> tuple[int, int]:
+def _check_args(args) -> str:
+    """Every flag checked before any work (generation may take hours); returns the device."""
+    for flag, low in (("--num-samples", 1), ("--batch-size", 1), ("--steps", 1)):
+        at_least(flag, getattr(args, flag[2:].replace("-", "_")), low)
+    at_least("--diversity-prompts", args.diversity_prompts, 1)
+    at_least("--diversity-seeds", args.diversity_seeds, 2)  # a spread needs two images per prompt
+    if not 0 <= args.seed < 2**63:
+        raise UserError(f"--seed={args.seed} is not allowed; choose an integer in [0, 2**63)")
+    _check_out(args.out)
+    if args.inception_weights and not Path(args.inception_weights).expanduser().is_file():
+        raise MissingWeightsError(f"--inception-weights={args.inception_weights!r} is not a file")
+    check_run(args.run)
+    return resolve_device(args.device)
+
+
+def _check_out(out: str | None) -> None:
+    """``--out`` must be a writable file path: said now, not after the generation."""
+    if out is None:
+        return
+    if Path(out).is_dir():
+        raise UserError(f"--out={out!r} is a folder; give the path of the JSON file")
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise UserError(f"--out={out!r}: its folder cannot be created ({ex.strerror})") from None
+    if not os.access(Path(out).parent, os.W_OK):
+        raise UserError(f"--out={out!r}: its folder is not writable")
+
+
+def _score_clip_cfg(args, names: list[str]):
+    """The config of ``--clip-score-clip`` (None: the run's own CLIP), its weights located now."""
+    if "clip_score" not in names or not args.clip_score_clip:
+        return None
+    from omegaconf import OmegaConf
+
+    from ldm_vs_gan.components import check_available
+
+    path = CONFIGS / "clip" / f"{args.clip_score_clip}.yaml"
+    if not path.is_file():
+        raise bad_value(
+            "--clip-score-clip", args.clip_score_clip, sorted(p.stem for p in path.parent.glob("*.yaml"))
+        )
+    ccfg = OmegaConf.load(path)
+    check_available(clip=ccfg)
+    return ccfg
+
+
+def _init_dist(device: str) -> tuple[int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -201,8 +252,9 @@ def evaluate(args) -> dict | None:
     from ldm_vs_gan.training import load_run
 
     names = _metrics(args.metric)
-    rank, world = _init_dist()
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    device = _check_args(args)
+    score_cfg = _score_clip_cfg(args, names)
+    rank, world = _init_dist(device)
     family, cfg, info = load_run(args.run, weights=args.weights, device=device)
     data = args.data or ("toy" if cfg.data.get("name") == "toy" else "coco")
     n = args.num_samples or (1000 if data == "toy" else 30000)
@@ -222,16 +274,14 @@ def evaluate(args) -> dict | None:
 
             from ldm_vs_gan.components import build_clip
 
-            if args.clip_score_clip:
-                path = CONFIGS / "clip" / f"{args.clip_score_clip}.yaml"
-                if not path.is_file():
-                    names = sorted(p.stem for p in (CONFIGS / "clip").glob("*.yaml"))
-                    raise bad_value("--clip-score-clip", args.clip_score_clip, names)
-                ccfg = OmegaConf.load(path)
-                same = OmegaConf.to_container(ccfg, resolve=True) == OmegaConf.to_container(
+            if score_cfg is not None:
+                same = OmegaConf.to_container(score_cfg, resolve=True) == OmegaConf.to_container(
                     cfg.clip, resolve=True
                 )
-                clip_cache["clip"] = (build_clip(ccfg, data_cfg=cfg.data).to(device), args.clip_score_clip)
+                clip_cache["clip"] = (
+                    build_clip(score_cfg, data_cfg=cfg.data).to(device),
+                    args.clip_score_clip,
+                )
             else:  # the run's own CLIP (the very instance the family holds, when it holds one)
                 own = getattr(family, "clip", None)
                 clip = (
@@ -301,7 +351,6 @@ def evaluate(args) -> dict | None:
                 results["diversity_ratio"] = results["diversity"] / results["diversity_real"]
             results["diversity_prompts"], results["diversity_seeds"] = float(len(div_groups)), float(m)
     if "is" in names:
-        from ldm_vs_gan.errors import MissingWeightsError
         from ldm_vs_gan.metrics.features import InceptionFeatures
 
         try:

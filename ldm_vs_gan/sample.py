@@ -8,18 +8,20 @@ Images ``N`` use seeds ``S .. S+N-1`` (int64); image i depends only on (prompt, 
 sampling settings), so one image can be regenerated alone by its seed. Each PNG carries in its
 text metadata the prompt, negative prompt, seed, sampler, steps, guidance, the checkpoint and the
 weights' hash; ``grid.png`` shows all. Sampling flags the family does not have (a GAN has no
-sampler, steps, guidance or negative prompt) are rejected with one line, exit status 2.
+sampler, steps, guidance or negative prompt) are rejected with one line, exit status 2, as is
+every bad flag value (a missing run, ``--device cuda`` without CUDA, damaged weights).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
-from ldm_vs_gan.errors import UserError
+from ldm_vs_gan.errors import UserError, bad_value
 
 #: flag -> the family's sampling option it sets
 FLAGS = {
@@ -30,8 +32,51 @@ FLAGS = {
 }
 
 
+class ArgParser(argparse.ArgumentParser):
+    """Usage errors as one line, ``error: ...``, exit status 2, like every other error of the CLIs."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def resolve_device(value: str | None, flag: str = "--device") -> str:
+    """``cpu``, ``cuda`` (this rank's GPU) or ``cuda:N``, checked against this machine; None: this
+    rank's GPU when there is one, else ``cpu``."""
+    import torch
+
+    rank_gpu = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    if value is None:
+        return rank_gpu if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise bad_value(flag, value, "cpu, cuda, cuda:N")
+    if dev.type == "cpu":
+        return "cpu"
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        raise UserError(f"{flag}={value!r}: no CUDA device is available on this machine; use {flag} cpu")
+    if (dev.index or 0) >= n:
+        raise UserError(f"{flag}={value!r}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+    return rank_gpu if dev.index is None else str(dev)
+
+
+def at_least(flag: str, value, low: int) -> None:
+    """One-line error for an integer flag below ``low`` (None: not given, nothing to check)."""
+    if value is not None and value < low:
+        raise UserError(f"{flag}={value} is not allowed; choose an integer >= {low}")
+
+
+def check_run(path: str, flag: str = "--run") -> Path:
+    if not Path(path).is_dir():
+        raise UserError(f"{flag}={path!r} is not a folder; give a run directory (config.yaml + weights/)")
+    return Path(path)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m ldm_vs_gan.sample", description=__doc__.split("\n\n")[0])
+    ap = ArgParser(prog="python -m ldm_vs_gan.sample", description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", required=True, help="run directory (config.yaml + weights/)")
     ap.add_argument(
         "--prompt", required=True, action="append", help="text prompt (repeat the flag for several prompts)"
@@ -80,11 +125,28 @@ def main(argv=None) -> int:
         return 2
 
 
-def _run(args) -> int:
-    if args.n < 1:
-        raise UserError(f"--n={args.n} is not allowed; choose an integer >= 1")
+def _check_args(args) -> str:
+    """Every flag checked before any work; returns the device."""
+    for flag, low in (("--n", 1), ("--batch-size", 1), ("--steps", 1), ("--nrow", 1)):
+        at_least(flag, getattr(args, flag[2:].replace("-", "_")), low)
     if not (-(2**63) <= args.seed and args.seed + args.n - 1 < 2**63):
         raise UserError(f"--seed={args.seed} with --n={args.n} leaves the int64 range")
+    check_run(args.run)
+    return resolve_device(args.device)
+
+
+def _out_dir(args) -> Path:
+    out = Path(args.out) if args.out else Path(args.run) / "generated" / _slug(args.prompt[0])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise UserError(f"--out={str(out)!r} cannot be used as the image folder ({ex.strerror})") from None
+    return out
+
+
+def _run(args) -> int:
+    device = _check_args(args)
+    out = _out_dir(args)  # before the model loads: a bad folder fails in a second
     import torch
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
@@ -92,13 +154,11 @@ def _run(args) -> int:
 
     from ldm_vs_gan.training import load_run
 
-    family, cfg, info = load_run(args.run, weights=args.weights, device=args.device)
+    family, cfg, info = load_run(args.run, weights=args.weights, device=device)
     name = str(cfg.model.get("name", type(family).__name__))
     defaults = family.sampling_defaults()
     given = sampling_options(args, defaults, name)
     effective = {**defaults, **given}
-    out = Path(args.out) if args.out else Path(args.run) / "generated" / _slug(args.prompt[0])
-    out.mkdir(parents=True, exist_ok=True)
 
     seeds = list(range(args.seed, args.seed + args.n))
     jobs = [(p, s) for p in args.prompt for s in seeds]

@@ -52,7 +52,9 @@ def leaves(obj, where: str = ""):
         yield where, obj
 
 
-def compare_states(a: dict, b: dict, parts=("networks", "optimizers", "scalers", "ema", "rng")) -> tuple[int, list[str]]:
+def compare_states(
+    a: dict, b: dict, parts=("networks", "optimizers", "scalers", "ema", "rng")
+) -> tuple[int, list[str]]:
     """Bitwise comparison of two training states (same computation): (tensors compared, differences)."""
     la = dict(leaves({p: a.get(p) for p in parts}))
     lb = dict(leaves({p: b.get(p) for p in parts}))

@@ -1,5 +1,7 @@
 """Where weights come from: files round-trip, run dirs load, absent weights fail fast and clearly."""
 
+import hashlib
+import json
 import time
 
 import pytest
@@ -8,7 +10,7 @@ from omegaconf import OmegaConf
 from test_components_support import CONFIGS
 
 from ldm_vs_gan.components import build_autoencoder, build_clip
-from ldm_vs_gan.errors import ConfigError, MissingWeightsError
+from ldm_vs_gan.errors import ConfigError, MissingWeightsError, UserError
 
 DATA = {"resolution": 32}
 
@@ -127,3 +129,74 @@ def test_autoencoder_api(tmp_path):
     assert ae64.factor == 8 and ae64.encode(torch.zeros(1, 3, 64, 64)).shape == (1, 4, 8, 8)
     with pytest.raises(ConfigError, match="autoencoder.latent"):
         build_autoencoder(_tiny_ae_cfg(latent="mean"), data_cfg=DATA)
+
+
+def test_missing_vae_is_reported_before_the_toy_clip_trains(monkeypatch, tmp_path):
+    """autoencoder=sd_vae offline with an empty cache: the error comes at once, no CLIP stage."""
+    from hydra import compose, initialize_config_dir
+
+    from ldm_vs_gan.ldm.family import LDMFamily
+
+    monkeypatch.setenv("LDM_VS_GAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=["model=ldm", "clip=toy", "autoencoder=sd_vae", "logger=none"])
+    t = time.perf_counter()
+    with pytest.raises(MissingWeightsError, match=r"autoencoder\.repo='stabilityai/sd-vae-ft-mse'"):
+        LDMFamily.from_config(cfg)
+    assert time.perf_counter() - t < 5.0
+    assert not list((tmp_path / "cache").glob("stages/clip-*"))
+
+
+def test_check_available_names_the_key_and_passes_what_is_built_here(tmp_path):
+    from ldm_vs_gan.components import check_available
+
+    check_available(clip={"source": "toy"}, autoencoder={"source": "random"})  # nothing to locate
+    with pytest.raises(MissingWeightsError, match=r"clip\.path="):
+        check_available(clip={"source": "run", "path": str(tmp_path)})
+    with pytest.raises(ConfigError, match=r"autoencoder\.source='nope'"):
+        check_available(autoencoder={"source": "nope"})
+
+
+@pytest.mark.parametrize("keep", [0, 5, 200])
+def test_unreadable_weights_file_is_one_line_naming_it(tmp_path, keep):
+    torch.manual_seed(3)
+    a = build_clip(_tiny_clip_cfg(), data_cfg=DATA)
+    path = tmp_path / "clip.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in a.model.state_dict().items()}, path)
+    path.write_bytes(path.read_bytes()[:keep])
+    with pytest.raises(UserError) as e:
+        build_clip(_tiny_clip_cfg(source="file", path=str(path)), data_cfg=DATA)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def _clip_stage_run(tmp_path, sha256=None):
+    """A CLIP stage run dir as the engine writes it (config.yaml, weights/ + manifest.json)."""
+    torch.manual_seed(3)
+    cfg = _tiny_clip_cfg()
+    clip = build_clip(cfg, data_cfg=DATA)
+    run = tmp_path / "stage"
+    (run / "weights").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"model": {"arch": cfg["arch"]}, "data": DATA}), run / "config.yaml")
+    from safetensors.torch import save
+
+    blob = save({k: v.contiguous() for k, v in clip.model.state_dict().items()})
+    (run / "weights/clip.safetensors").write_bytes(blob)
+    entry = {"file": "clip.safetensors", "sha256": sha256 or hashlib.sha256(blob).hexdigest()}
+    (run / "weights/manifest.json").write_text(json.dumps({"networks": {"clip": entry}}))
+    return run, clip, hashlib.sha256(blob).hexdigest()
+
+
+def test_run_weights_are_checked_against_the_manifest(tmp_path):
+    run, clip, digest = _clip_stage_run(tmp_path)
+    loaded = build_clip({"source": "run", "path": str(run)}, data_cfg=DATA)
+    assert loaded.info["sha256"] == digest  # the hash of the bytes loaded
+    caps = ["a small red circle"]
+    torch.testing.assert_close(loaded.encode_text(caps).pooled, clip.encode_text(caps).pooled)
+    bad, _, _ = _clip_stage_run(tmp_path / "b", sha256="0" * 64)
+    with pytest.raises(UserError, match="damaged or was changed") as e:
+        build_clip({"source": "run", "path": str(bad)}, data_cfg=DATA)
+    assert str(bad / "weights/clip.safetensors") in str(e.value) and "\n" not in str(e.value)

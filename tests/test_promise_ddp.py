@@ -18,7 +18,15 @@ def test_two_rank_torchrun_with_quick_evaluation_finishes(tmp_path, family):
     args = LDM_TINY if family == "ldm" else GALIP_TINY
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "ldm_vs_gan.train", *args, f"run_dir={rd}"],
+        [
+            str(TORCHRUN),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "ldm_vs_gan.train",
+            *args,
+            f"run_dir={rd}",
+        ],
         cwd=REPO,
         env=env(),
         capture_output=True,

@@ -98,3 +98,34 @@ def test_gan_rejects_diffusion_flags():
         sampling_options(args, {"truncation": None}, "galip")
     ok = argparse.Namespace(sampler=None, steps=None, guidance=None, negative_prompt=None)
     assert sampling_options(ok, {"truncation": None}, "galip") == {}
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--device", "cuda"], "--device='cuda': no CUDA device"),
+        (["--device", "tpu"], "--device='tpu' is not allowed"),
+        (["--n", "-1"], "--n=-1 is not allowed"),
+        (["--batch-size", "0"], "--batch-size=0 is not allowed"),
+        (["--nrow", "0"], "--nrow=0 is not allowed"),
+        (["--steps", "0"], "--steps=0 is not allowed"),
+        (["--seed", str(2**63)], f"--seed={2**63} with --n=4 leaves the int64 range"),
+    ],
+)
+def test_bad_flag_values_are_one_line(tiny_ldm_run, monkeypatch, capsys, flags, says):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without CUDA
+    rc = main(["--run", str(tiny_ldm_run), "--prompt", "x", *flags])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith(f"error: {says}") and "\n" not in err
+
+
+def test_bad_run_out_and_syntax_are_one_line(tmp_path, capsys):
+    assert main(["--run", str(tmp_path / "nope"), "--prompt", "x"]) == 2
+    assert capsys.readouterr().err.startswith("error: --run=")
+    (tmp_path / "file").write_text("")
+    assert main(["--run", str(tmp_path), "--prompt", "x", "--out", str(tmp_path / "file" / "o")]) == 2
+    assert capsys.readouterr().err.startswith("error: --out=")
+    with pytest.raises(SystemExit) as e:
+        main(["--run", str(tmp_path), "--prompt", "x", "--n", "abc"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith("error: argument --n: invalid int value") and "\n" not in err

@@ -5,7 +5,8 @@
 - :func:`build_autoencoder` -> :class:`FrozenAutoencoder` (diffusers ``AutoencoderKL``).
 
 ``source`` selects where weights come from (``sources.py``); ``toy`` trains the toy world's stage
-on first use and caches it (``resolve.py``).
+on first use and caches it (``resolve.py``). :func:`check_available` locates every pretrained
+weight a family needs before any component is built or trained.
 """
 
 from ldm_vs_gan.components.autoencoder import FrozenAutoencoder
@@ -14,6 +15,7 @@ from ldm_vs_gan.components.sources import (
     autoencoder_from_run,
     build_autoencoder,
     build_clip,
+    check_available,
     clip_from_run,
 )
 
@@ -24,5 +26,6 @@ __all__ = [
     "autoencoder_from_run",
     "build_autoencoder",
     "build_clip",
+    "check_available",
     "clip_from_run",
 ]

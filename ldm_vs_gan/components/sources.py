@@ -10,7 +10,10 @@ Autoencoder (``autoencoder.source``): ``hub`` (a diffusers repo id, from the loc
 ``random``.
 
 Every weight is located on disk here before a library is called (``weights.py``), so an absent
-one is a single fast :class:`MissingWeightsError` naming the config key.
+one is a single fast :class:`MissingWeightsError` naming the config key; :func:`check_available`
+does only that locating, for all of a family's components before any is built (a toy stage
+trains for minutes). Files we read ourselves are read once, hashed, then parsed: the recorded
+``sha256`` is that of the bytes loaded, and a run's manifest hash is checked.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from ldm_vs_gan.components.weights import (
     existing_path,
     hf_cached,
     load_state_dict_file,
+    one_line,
+    read_safetensors,
+    read_torch,
+    reading,
 )
 from ldm_vs_gan.errors import MissingWeightsError, bad_value
-from ldm_vs_gan.paths import sha256_file
 
 CLIP_SOURCES = ("pretrained", "file", "local-dir", "run", "toy", "random")
 AE_SOURCES = ("hub", "local-dir", "run", "toy", "random")
@@ -147,7 +153,8 @@ def _pretrained_file(pcfg: dict, cache_dir) -> str | None:
     return None
 
 
-def _clip_pretrained(cfg, data_cfg):
+def _clip_pretrained_path(cfg) -> tuple[dict, str]:
+    """(open_clip pretrained entry, local weights file, or the tag when a download is allowed)."""
     name, tag = _get(cfg, "model"), _get(cfg, "pretrained")
     if not name or not tag:
         raise bad_value(
@@ -156,12 +163,8 @@ def _clip_pretrained(cfg, data_cfg):
             "an open_clip model name and pretrained tag (e.g. clip.model=ViT-B-32 "
             "clip.pretrained=laion2b_s34b_b79k)",
         )
-    cache = _get(cfg, "cache_dir")
     pcfg = _pretrained_cfg(name, tag, cfg)
-    path = _pretrained_file(pcfg, cache)
-    quick = bool(
-        _get(cfg, "quick_gelu") if _get(cfg, "quick_gelu") is not None else pcfg.get("quick_gelu", False)
-    )
+    path = _pretrained_file(pcfg, _get(cfg, "cache_dir"))
     if path is None:
         if not downloads_allowed(bool(_get(cfg, "allow_download", False))):
             where = pcfg.get("hf_hub") or pcfg.get("url")
@@ -174,23 +177,28 @@ def _clip_pretrained(cfg, data_cfg):
                 f"clip.allow_download=true and HF_HUB_OFFLINE=0."
             )
         path = tag  # let open_clip download (allowed)
+    return pcfg, path
+
+
+def _clip_pretrained(cfg, data_cfg):
+    name, tag = _get(cfg, "model"), _get(cfg, "pretrained")
+    cache = _get(cfg, "cache_dir")
+    pcfg, path = _clip_pretrained_path(cfg)
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg
 
     # open_clip's own entry (when it has one) knows the tag's mean/std (e.g. ViT-L-14 laion2b: 0.5).
     pcfg = {**pcfg, **get_pretrained_cfg(name, tag)}
-    if _get(cfg, "quick_gelu") is None:
-        quick = bool(pcfg.get("quick_gelu", False))
-    kw = {"force_quick_gelu": quick}
+    quick = _get(cfg, "quick_gelu")
+    kw = {"force_quick_gelu": bool(pcfg.get("quick_gelu", False) if quick is None else quick)}
     if _get(cfg, "context_length"):
         kw["force_context_length"] = int(_get(cfg, "context_length"))
     try:
         model = open_clip.create_model(name, pretrained=path, cache_dir=cache, **kw)
     except Exception as e:  # a download that failed, a corrupt file
         raise MissingWeightsError(
-            f"clip.pretrained={tag!r} (clip.model={name!r}) could not be loaded "
-            f"from {path}: {type(e).__name__}: {str(e)[:200]}"
-        ) from e
+            f"clip.pretrained={tag!r} (clip.model={name!r}) could not be loaded from {path}: {one_line(e, 200)}"
+        ) from None
     tok = open_clip.get_tokenizer(
         name, context_length=int(_get(cfg, "context_length") or model.context_length)
     )
@@ -204,25 +212,28 @@ def _clip_pretrained(cfg, data_cfg):
     )
 
 
-def _clip_file(cfg, data_cfg):
-    path = existing_path(
+def _clip_file_path(cfg) -> Path:
+    return existing_path(
         _get(cfg, "path"),
         "clip.path",
         "an open_clip state-dict file (.safetensors, .pt, .bin)",
         "Set clip.model (open_clip name) or clip.arch to its architecture.",
     )
+
+
+def _clip_file(cfg, data_cfg):
+    path = _clip_file_path(cfg)
+    sd, sha256 = load_state_dict_file(path, "clip.path")
     model, tok = _clip_architecture(cfg, data_cfg)
-    _load_strict(model, load_state_dict_file(path), "clip.path", path)
+    _load_strict(model, sd, "clip.path", path)
     return FrozenCLIP(
         model,
         tok,
-        info={"source": "file", "path": str(path), "sha256": sha256_file(path), "model": _get(cfg, "model")},
+        info={"source": "file", "path": str(path), "sha256": sha256, "model": _get(cfg, "model")},
     )
 
 
-def _clip_local_dir(cfg, data_cfg):
-    import open_clip
-
+def _clip_local_dir_path(cfg) -> Path:
     how = (
         "A folder with open_clip_config.json and open_clip_model.safetensors (or "
         "open_clip_pytorch_model.bin), e.g. a snapshot of an open_clip hub repo."
@@ -230,32 +241,29 @@ def _clip_local_dir(cfg, data_cfg):
     path = existing_path(_get(cfg, "path"), "clip.path", "a local open_clip folder", how)
     if not (path / "open_clip_config.json").is_file():
         raise MissingWeightsError(f"clip.path={str(path)!r} has no open_clip_config.json. {how}")
-    model = open_clip.create_model(f"local-dir:{path}")
-    tok = open_clip.get_tokenizer(f"local-dir:{path}")
+    return path
+
+
+def _clip_local_dir(cfg, data_cfg):
+    import open_clip
+
+    path = _clip_local_dir_path(cfg)
+    with reading(path, "could not be loaded as an open_clip folder", "clip.path"):
+        model = open_clip.create_model(f"local-dir:{path}")
+        tok = open_clip.get_tokenizer(f"local-dir:{path}")
     return FrozenCLIP(model, tok, info={"source": "local-dir", "path": str(path)})
 
 
 def clip_from_run(run_dir, key: str = "clip.path") -> FrozenCLIP:
     """The CLIP of a ``model=clip`` stage run: architecture from its ``config.yaml``, weights from
     ``weights/clip.safetensors`` (falls back to the checkpoint's network state)."""
-    run = existing_path(
-        run_dir,
-        key,
-        "a run directory of the CLIP stage (python -m ldm_vs_gan.train model=clip)",
-        "Train one with `python -m ldm_vs_gan.train model=clip run_dir=...`.",
-    )
+    run = _stage_run(run_dir, "clip", key)
     rcfg = _run_config(run, key)
     arch = clip_arch(_get(rcfg["model"], "arch"), _resolution(rcfg.get("data")))
+    wfile, sd, sha256 = _run_weights(run, "clip", key)
     model, tok = _clip_from_arch(arch)
-    wfile, sd = _run_weights(run, "clip", key)
     _load_strict(model, sd, key, wfile)
-    info = {
-        "source": "run",
-        "path": str(run),
-        "weights": str(wfile),
-        "sha256": sha256_file(wfile),
-        "arch": arch,
-    }
+    info = {"source": "run", "path": str(run), "weights": str(wfile), "sha256": sha256, "arch": arch}
     return FrozenCLIP(model, tok, info=info)
 
 
@@ -303,29 +311,53 @@ def build_clip(clip_cfg, *, data_cfg=None) -> FrozenCLIP:
 # ============================================================================ run dirs
 
 
+_STAGE_HOW = {
+    "clip": "a run directory of the CLIP stage (python -m ldm_vs_gan.train model=clip)",
+    "vae": "a run directory of the VAE stage (python -m ldm_vs_gan.train model=vae)",
+}
+
+
+def _stage_run(run_dir, net: str, key: str) -> Path:
+    """The run dir of a ``model=<net>`` stage, checked for its config and weights (not read)."""
+    how = f"Train one with `python -m ldm_vs_gan.train model={net} run_dir=...`."
+    run = existing_path(run_dir, key, _STAGE_HOW[net], how)
+    if not (run / "config.yaml").is_file():
+        raise MissingWeightsError(f"{key}={str(run)!r} is not a run directory (no config.yaml).")
+    if not any((run / f).is_file() for f in (f"weights/{net}.safetensors", "checkpoints/last.pt")):
+        raise MissingWeightsError(
+            f"{key}={str(run)!r} has no weights/{net}.safetensors (is the run finished?)."
+        )
+    return run
+
+
 def _run_config(run: Path, key: str) -> dict:
     from omegaconf import OmegaConf
 
-    f = run / "config.yaml"
-    if not f.is_file():
-        raise MissingWeightsError(f"{key}={str(run)!r} is not a run directory (no config.yaml).")
-    return OmegaConf.to_container(OmegaConf.load(f), resolve=False)
+    with reading(run / "config.yaml", "is not a readable run config", key):
+        return OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=False)
+
+
+def _recorded_sha256(weights_dir: Path, net: str) -> str | None:
+    """The sha256 the run's ``manifest.json`` records for ``net`` (None without a manifest)."""
+    m = weights_dir / "manifest.json"
+    if not m.is_file():
+        return None
+    with reading(m, "is not a readable weights manifest"):
+        return json.loads(m.read_text())["networks"].get(net, {}).get("sha256")
 
 
 def _run_weights(run: Path, net: str, key: str):
-    """(file, state dict) of network ``net`` in a run: ``weights/<net>.safetensors``, else the
-    ``networks`` entry of ``checkpoints/last.pt``."""
+    """(file, state dict, sha256 of the bytes read) of network ``net`` in a run:
+    ``weights/<net>.safetensors`` (checked against the manifest), else ``checkpoints/last.pt``."""
     w = run / "weights" / f"{net}.safetensors"
     if w.is_file():
-        return w, load_state_dict_file(w)
+        return w, *read_safetensors(w, _recorded_sha256(w.parent, net), key)
     ck = run / "checkpoints" / "last.pt"
     if ck.is_file():
-        import torch
-
-        state = torch.load(ck, map_location="cpu", weights_only=True)
+        state, sha256 = read_torch(ck, key)
         for k in ("networks", "nets", "model"):
-            if isinstance(state.get(k), dict) and net in state[k]:
-                return ck, state[k][net]
+            if isinstance(state, dict) and isinstance(state.get(k), dict) and net in state[k]:
+                return ck, state[k][net], sha256
     raise MissingWeightsError(f"{key}={str(run)!r} has no weights/{net}.safetensors (is the run finished?).")
 
 
@@ -351,7 +383,9 @@ def _vae_how(repo: str, sub) -> str:
     )
 
 
-def _ae_hub(cfg, data_cfg):
+def _ae_hub_local(cfg) -> bool:
+    """True when the repo's config and weights are in the HF cache; False when a download is
+    allowed; else the one-line error."""
     repo, sub = _get(cfg, "repo"), _get(cfg, "subfolder")
     if not repo:
         raise bad_value("autoencoder.repo", repo, "a diffusers hub id, e.g. stabilityai/sd-vae-ft-mse")
@@ -368,14 +402,20 @@ def _ae_hub(cfg, data_cfg):
             f"autoencoder.repo={repo!r}: weights not on this machine (not in the "
             f"Hugging Face cache) and downloads are off. {_vae_how(repo, sub)}"
         )
+    return local_only
+
+
+def _ae_hub(cfg, data_cfg):
+    repo, sub, cache = _get(cfg, "repo"), _get(cfg, "subfolder"), _get(cfg, "cache_dir")
+    local_only = _ae_hub_local(cfg)
     from diffusers import AutoencoderKL  # only now: importing diffusers alone takes seconds
 
     try:
         vae = AutoencoderKL.from_pretrained(repo, subfolder=sub, cache_dir=cache, local_files_only=local_only)
     except Exception as e:
         raise MissingWeightsError(
-            f"autoencoder.repo={repo!r} could not be loaded: {type(e).__name__}: {str(e)[:200]}"
-        ) from e
+            f"autoencoder.repo={repo!r} could not be loaded: {one_line(e, 200)}"
+        ) from None
     return FrozenAutoencoder(
         vae,
         scaling_factor=_get(cfg, "scaling_factor"),
@@ -384,9 +424,7 @@ def _ae_hub(cfg, data_cfg):
     )
 
 
-def _ae_local_dir(cfg, data_cfg):
-    from diffusers import AutoencoderKL
-
+def _ae_local_folder(cfg) -> Path:
     how = "A folder written by AutoencoderKL.save_pretrained (config.json + diffusion_pytorch_model.safetensors)."
     path = existing_path(_get(cfg, "path"), "autoencoder.path", "a local AutoencoderKL folder", how)
     sub = _get(cfg, "subfolder")
@@ -398,7 +436,15 @@ def _ae_local_dir(cfg, data_cfg):
             f"autoencoder.path={str(folder)!r} lacks config.json or "
             f"diffusion_pytorch_model.safetensors. {how}"
         )
-    vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
+    return folder
+
+
+def _ae_local_dir(cfg, data_cfg):
+    from diffusers import AutoencoderKL
+
+    folder = _ae_local_folder(cfg)
+    with reading(folder, "could not be loaded as an AutoencoderKL folder", "autoencoder.path"):
+        vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
     return FrozenAutoencoder(
         vae,
         scaling_factor=_get(cfg, "scaling_factor"),
@@ -410,15 +456,10 @@ def _ae_local_dir(cfg, data_cfg):
 def autoencoder_from_run(run_dir, key: str = "autoencoder.path", latent: str = "mode") -> FrozenAutoencoder:
     """The VAE of a ``model=vae`` stage run: architecture from ``config.yaml``, weights (and the
     measured ``scaling_factor`` buffer) from ``weights/vae.safetensors``."""
-    run = existing_path(
-        run_dir,
-        key,
-        "a run directory of the VAE stage (python -m ldm_vs_gan.train model=vae)",
-        "Train one with `python -m ldm_vs_gan.train model=vae run_dir=...`.",
-    )
+    run = _stage_run(run_dir, "vae", key)
     rcfg = _run_config(run, key)
     res = _resolution(rcfg.get("data"))
-    wfile, sd = _run_weights(run, "vae", key)
+    wfile, sd, sha256 = _run_weights(run, "vae", key)
     sd = dict(sd)
     scale = sd.pop("scaling_factor", None)
     sd = {k[len("vae.") :] if k.startswith("vae.") else k: v for k, v in sd.items()}
@@ -429,7 +470,7 @@ def autoencoder_from_run(run_dir, key: str = "autoencoder.path", latent: str = "
         vae,
         scaling_factor=scale,
         latent=latent,
-        info={"source": "run", "path": str(run), "weights": str(wfile), "sha256": sha256_file(wfile)},
+        info={"source": "run", "path": str(run), "weights": str(wfile), "sha256": sha256},
     )
 
 
@@ -470,3 +511,36 @@ def build_autoencoder(ae_cfg, *, data_cfg=None) -> FrozenAutoencoder:
     if fn is None:
         raise bad_value("autoencoder.source", src, AE_SOURCES)
     return fn(ae_cfg, data_cfg)
+
+
+# ============================================================================ availability
+
+# what each source needs on this machine (toy: trained here on first use; random: nothing)
+_CLIP_CHECKS = {
+    "pretrained": _clip_pretrained_path,
+    "file": _clip_file_path,
+    "local-dir": _clip_local_dir_path,
+    "run": lambda cfg: _stage_run(_get(cfg, "path"), "clip", "clip.path"),
+}
+_AE_CHECKS = {
+    "hub": _ae_hub_local,
+    "local-dir": _ae_local_folder,
+    "run": lambda cfg: _stage_run(_get(cfg, "path"), "vae", "autoencoder.path"),
+}
+
+
+def check_available(*, clip=None, autoencoder=None) -> None:
+    """Raise the error the build would raise for a weight that is not on this machine, without
+    building anything: a family calls it first, so a missing pretrained VAE is reported before
+    its toy CLIP trains for minutes."""
+    for node, key, sources, checks in (
+        (clip, "clip", CLIP_SOURCES, _CLIP_CHECKS),
+        (autoencoder, "autoencoder", AE_SOURCES, _AE_CHECKS),
+    ):
+        if node is None:
+            continue
+        src = _get(node, "source")
+        if src not in sources:
+            raise bad_value(f"{key}.source", src, sources)
+        if src in checks:
+            checks[src](node)

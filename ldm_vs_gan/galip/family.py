@@ -148,8 +148,9 @@ class GALIPFamily(Family):
 
     @classmethod
     def from_config(cls, cfg) -> GALIPFamily:
-        from ldm_vs_gan.components import build_clip
+        from ldm_vs_gan.components import build_clip, check_available
 
+        check_available(clip=cfg.clip)  # before anything is built or trained
         clip = build_clip(cfg.clip, data_cfg=cfg.data)
         return cls(clip, cfg.model, int(cfg.data.resolution))
 

@@ -135,8 +135,10 @@ class LDMFamily(Family):
 
     @classmethod
     def from_config(cls, cfg) -> LDMFamily:
-        from ldm_vs_gan.components import build_autoencoder, build_clip
+        from ldm_vs_gan.components import build_autoencoder, build_clip, check_available
 
+        # every pretrained weight located first: the toy CLIP may train for minutes before the VAE
+        check_available(clip=cfg.clip, autoencoder=cfg.autoencoder)
         clip = build_clip(cfg.clip, data_cfg=cfg.data)
         ae = build_autoencoder(cfg.autoencoder, data_cfg=cfg.data)
         return cls(clip, ae, cfg.model, int(cfg.data.resolution), data_cfg=cfg.data)

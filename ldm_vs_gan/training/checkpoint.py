@@ -10,9 +10,12 @@ the old or the new file, never a torn one. Periodic copies are hard links to the
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ldm_vs_gan.paths import sha256_file
+from ldm_vs_gan.errors import UserError
 
 FORMAT = 1
 LAST = "last.pt"
@@ -63,7 +66,51 @@ def atomic_torch_save(obj, path: Path) -> None:
 
 
 def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint as plain data; a file that is not one is a one-line ``UserError`` naming it."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {str(path)!r} not found") from None
+    except pickle.UnpicklingError as ex:  # weights_only refused a Python object: never execute it
+        what = str(ex).strip().splitlines()[-1] if str(ex).strip() else type(ex).__name__
+        if "weights_only" in str(ex) or "Unsupported global" in str(ex):
+            what = "it holds Python objects, not only tensors and plain values"
+        raise UserError(f"checkpoint {str(path)!r} cannot be loaded safely: {what[:200]}") from None
+    except Exception as ex:  # truncated, empty, not a torch file
+        first = (str(ex).strip().splitlines() or [type(ex).__name__])[0]
+        raise UserError(f"checkpoint {str(path)!r} is damaged or not a checkpoint ({first[:160]})") from None
+    if not isinstance(state, dict) or "images_seen" not in state:
+        raise UserError(f"checkpoint {str(path)!r} is not a training checkpoint of this framework")
+    return state
+
+
+def periodic_copies(ckpt_dir: Path) -> list[Path]:
+    """The periodic copies ``images_<N>.pt``, newest first."""
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted((p for p in ckpt_dir.iterdir() if _PERIODIC.match(p.name)), reverse=True)
+
+
+def load_latest(ckpt_dir: Path) -> tuple[dict, Path, list[str]] | None:
+    """The newest readable training state: ``last.pt``, else the newest intact periodic copy.
+
+    Returns ``(state, path, problems)`` (``problems``: one line per unreadable file passed over) or
+    None when the folder holds no checkpoint at all. A file refused as unsafe is never passed over:
+    someone put it there, and resuming from an older copy would hide that.
+    """
+    candidates = [p for p in [ckpt_dir / LAST, *periodic_copies(ckpt_dir)] if p.exists()]
+    problems: list[str] = []
+    for path in candidates:
+        try:
+            return load(path), path, problems
+        except UserError as ex:
+            if "cannot be loaded safely" in str(ex):
+                raise
+            problems.append(str(ex))
+    if problems:
+        raise UserError(f"no readable checkpoint in {str(ckpt_dir)!r}: {problems[0]}")
+    return None
 
 
 def save_with_copies(state: dict, ckpt_dir: Path, images_seen: int, keep: int, periodic: bool) -> Path:
@@ -130,6 +177,18 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@contextlib.contextmanager
+def isolated_rng():
+    """Side work (sample grids, quick evaluation, weight export) inside this block cannot move the
+    training RNG streams: they are restored on exit, so where the side work happens (or whether
+    a run was stopped and resumed there) does not change the training run."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
 def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -150,7 +209,7 @@ def export_weights(weights_dir: Path, tensors: dict[str, dict[str, torch.Tensor]
         blob = save({k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()})
         path = weights_dir / f"{name}.safetensors"
         atomic_write_bytes(path, blob)
-        files[name] = {"file": path.name, "sha256": sha256_file(path)}
+        files[name] = {"file": path.name, "sha256": hashlib.sha256(blob).hexdigest()}
     manifest = dict(manifest, networks={**manifest.get("networks", {})})
     for name, entry in files.items():
         manifest["networks"][name] = {**manifest["networks"].get(name, {}), **entry}
@@ -159,8 +218,16 @@ def export_weights(weights_dir: Path, tensors: dict[str, dict[str, torch.Tensor]
 
 
 def read_weights(weights_dir: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
-    from safetensors.torch import load_file
+    """Every network of ``manifest.json``. Each file is read once, its bytes checked against the
+    manifest's sha256 and then parsed, so the returned manifest's sha256 are those of the bytes
+    loaded; a damaged file or manifest is one ``UserError`` naming it."""
+    from ldm_vs_gan.components.weights import read_safetensors, reading
 
-    manifest = json.loads((weights_dir / "manifest.json").read_text())
-    out = {name: load_file(weights_dir / e["file"]) for name, e in manifest["networks"].items()}
+    path = weights_dir / "manifest.json"
+    with reading(path, "is not a readable weights manifest"):
+        manifest = json.loads(path.read_text())
+        files = {n: (weights_dir / e["file"], e.get("sha256")) for n, e in manifest["networks"].items()}
+    out = {}
+    for name, (file, sha256) in files.items():
+        out[name], manifest["networks"][name]["sha256"] = read_safetensors(file, sha256)
     return out, manifest

@@ -26,7 +26,7 @@ from ldm_vs_gan.training import checkpoint as ckpt
 from ldm_vs_gan.training import distributed, precision, settings
 from ldm_vs_gan.training.ema import EMA
 from ldm_vs_gan.training.family import Family, StepContext
-from ldm_vs_gan.training.guards import NonFiniteError, StopSignals, StoppedEarly
+from ldm_vs_gan.training.guards import NonFiniteError, StoppedEarly, StopSignals
 from ldm_vs_gan.training.optim import build_optimizer, grad_norm, lr_factor, set_lr
 from ldm_vs_gan.training.previews import Previewer
 from ldm_vs_gan.training.rundir import RunDir, init_weights_from
@@ -192,10 +192,13 @@ class Trainer:
     def save(self, periodic: bool) -> None:
         state = self.state()  # collective (RNG gather): every rank calls it
         if self.dist.is_main:
+            # Weights first: a kill between the two leaves weights ahead of last.pt, and the
+            # relaunch recomputes the same steps and writes the same weights again; the other order
+            # could leave a finished run whose weights/ never got its last version.
+            self.rd.export_weights(self.family, self.nets, self.ema, self.images_seen, self.step)
             ckpt.save_with_copies(
                 state, self.rd.checkpoints, self.images_seen, self.s.keep_checkpoints, periodic
             )
-            self.rd.export_weights(self.family, self.nets, self.ema, self.images_seen, self.step)
         distributed.barrier(self.dist)
 
     # ---- one step ------------------------------------------------------------------------------

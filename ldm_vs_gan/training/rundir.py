@@ -10,6 +10,8 @@ run_dir/metrics.jsonl  samples/  eval/
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 import torch
@@ -32,6 +34,16 @@ IDENTITY_KEYS = (
     "trainer.warmup_images",
     "trainer.ema",
 )
+# Keys inside the identity nodes that change how data is read or where it is cached, never which
+# samples arrive in which order (the stream is a function of seed and images seen).
+NOT_IDENTITY = (
+    "data.num_workers",
+    "data.gen_workers",
+    "data.in_memory",
+    "data.cache_decoded",
+    "data.cache_dir",
+)
+LOCK = ".lock"
 
 
 class RunDir:
@@ -66,20 +78,54 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_write_bytes(self.path / "config.yaml", OmegaConf.to_yaml(cfg).encode())
 
-    def check_compatible(self, cfg: DictConfig) -> None:
-        """Resuming with a different model/data/seed would silently mix two runs: refuse."""
-        if not self.last_checkpoint.exists():
-            return
-        old = OmegaConf.create(ckpt.load(self.last_checkpoint)["config_yaml"])
+    def lock(self) -> None:
+        """Hold an exclusive OS lock on the run dir for the life of this process's run, so a
+        second training on the same folder stops at once instead of interleaving checkpoints and
+        metrics. The kernel drops the lock when the process dies, even by SIGKILL."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"run_dir={str(self.path)!r} is a file, not a folder; choose another run_dir")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as ex:
+            raise UserError(
+                f"run_dir={str(self.path)!r} cannot be written ({ex.strerror}); choose another run_dir"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(
+                f"run_dir={str(self.path)!r} is in use by another training (pid {holder}); wait for it "
+                f"to finish or choose another run_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def check_compatible(self, cfg: DictConfig, state: dict) -> None:
+        """Resuming with a different model/data/seed would silently mix two runs: refuse, naming
+        every key that differs with both values."""
+        old = OmegaConf.create(state["config_yaml"])
+        diffs = []
         for key in IDENTITY_KEYS:
-            a, b = OmegaConf.select(old, key), OmegaConf.select(cfg, key)
-            a = OmegaConf.to_container(a) if isinstance(a, DictConfig) else a
-            b = OmegaConf.to_container(b) if isinstance(b, DictConfig) else b
-            if a != b:
-                raise ConfigError(
-                    f"run_dir={str(self.path)!r} holds a run with another {key} ({_short(a)} != {_short(b)}); "
-                    f"resume with the same config or choose a new run_dir"
-                )
+            a, b = _flat(OmegaConf.select(old, key), key), _flat(OmegaConf.select(cfg, key), key)
+            for k in sorted(set(a) | set(b)):
+                if a.get(k, _ABSENT) != b.get(k, _ABSENT) and not k.startswith(NOT_IDENTITY):
+                    diffs.append(f"{k}: {_short(a.get(k, _ABSENT))} -> {_short(b.get(k, _ABSENT))}")
+        if diffs:
+            more = f" (and {len(diffs) - 4} more)" if len(diffs) > 4 else ""
+            raise ConfigError(
+                f"run_dir={str(self.path)!r} holds a run with other settings: {'; '.join(diffs[:4])}{more}; "
+                f"resume with the run's settings (its config.yaml) or choose a new run_dir"
+            )
 
     def export_weights(self, family, nets, ema, images_seen: int, step: int) -> dict:
         tensors = {}
@@ -101,7 +147,27 @@ class RunDir:
         return ckpt.export_weights(self.weights, tensors, manifest)
 
 
-def _short(v, n: int = 60) -> str:
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _flat(node, prefix: str) -> dict:
+    """``{"model.optim.lr": 0.003, ...}``: the leaves of a config node under their full keys."""
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node)
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: node}
+
+
+def _short(v, n: int = 40) -> str:
     s = repr(v)
     return s if len(s) <= n else s[: n - 3] + "..."
 
@@ -149,22 +215,22 @@ def load_run(run_dir, *, weights: str = "ema", device="cpu"):
     weights: ``ema`` (``weights/``: the EMA of the sampling network, the others as trained) or
     ``raw`` (the live weights of ``checkpoints/last.pt``). Returns ``(family, cfg, info)`` with the
     family in eval mode on ``device``; ``info``: ``images_seen``, ``checkpoint``, ``weights``,
-    ``weights_sha256`` (per network; None for ``raw``).
+    ``weights_sha256`` (per network, of the bytes loaded, which must match the manifest; None for
+    ``raw``). Damaged or unreadable files are one ``UserError`` naming the file.
     """
+    from ldm_vs_gan.components.weights import reading
+
     rd = RunDir(Path(run_dir))
     if weights not in ("ema", "raw"):
         raise ConfigError(f"weights={weights!r} is not allowed; choose one of: ema, raw")
     if not (rd.path / "config.yaml").exists():
         raise UserError(f"{str(rd.path)!r} is not a run directory (no config.yaml)")
-    cfg = OmegaConf.load(rd.path / "config.yaml")
-    family = get_class(cfg.model._target_).from_config(cfg)
-    nets = family.networks()
+    # weights first: a damaged file is reported before the family builds (a toy stage may train)
     if weights == "ema":
         if not (rd.weights / "manifest.json").exists():
             raise UserError(f"{str(rd.weights)!r} has no manifest.json: the run has not written weights yet")
-        tensors, manifest = ckpt.read_weights(rd.weights)
-        for name, m in nets.items():
-            m.load_state_dict(tensors[name])
+        tensors, manifest = ckpt.read_weights(rd.weights)  # sha256 of the bytes read, checked
+        files = {n: rd.weights / e["file"] for n, e in manifest["networks"].items()}
         info = {
             "images_seen": manifest["images_seen"],
             "checkpoint": str(rd.path / manifest["checkpoint"]),
@@ -172,14 +238,20 @@ def load_run(run_dir, *, weights: str = "ema", device="cpu"):
             "weights_sha256": {n: e["sha256"] for n, e in manifest["networks"].items()},
         }
     else:
-        state = ckpt.load(rd.last_checkpoint)
-        for name, m in nets.items():
-            m.load_state_dict(state["networks"][name])
+        state = ckpt.load(rd.last_checkpoint)  # a damaged file: one UserError naming it
+        tensors, files = state.get("networks", {}), {}
         info = {
             "images_seen": int(state["images_seen"]),
             "checkpoint": str(rd.last_checkpoint),
             "weights": "raw",
             "weights_sha256": None,
         }
+    with reading(rd.path / "config.yaml", "is not a readable run config"):
+        cfg = OmegaConf.load(rd.path / "config.yaml")
+        family_cls = get_class(cfg.model._target_)
+    family = family_cls.from_config(cfg)
+    for name, m in family.networks().items():
+        with reading(files.get(name, rd.last_checkpoint), f"does not fit network {name!r} of config.yaml"):
+            m.load_state_dict(tensors[name])
     family.to(torch.device(device)).eval()
     return family, cfg, info

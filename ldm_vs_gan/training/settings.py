@@ -82,7 +82,9 @@ def check_optimizer_keys(node, prefix: str = "model") -> None:
                 raise bad_value(full, v, "a number >= 0")
         elif key in ("eps", "weight_decay") or key.startswith("grad_clip"):
             if not ((_number(v) and v >= 0) or (v is None and key.startswith("grad_clip"))):
-                raise bad_value(full, v, "a number >= 0" + (" or null" if key.startswith("grad_clip") else ""))
+                raise bad_value(
+                    full, v, "a number >= 0" + (" or null" if key.startswith("grad_clip") else "")
+                )
         elif key == "betas":
             ok = v is not None and len(list(v)) == 2 and all(_number(b) and 0 <= b < 1 for b in v)
             if not ok:
