@@ -96,7 +96,9 @@ def cfg_for(shards, **kw):
 @pytest.mark.parametrize("mode", ["indexed", "stream"])
 def test_broken_shard_is_read_to_the_end_with_counts(tmp_path, mode):
     shard = write_broken(tmp_path)
-    batches = list(build_loader(cfg_for(str(shard), mode=mode), split="heldout", batch_size=4))
+    loader = build_loader(cfg_for(str(shard), mode=mode), split="heldout", batch_size=4)
+    assert loader.damaged == ({"tar_error": 1} if mode == "indexed" else {})  # the cut tail
+    batches = list(loader)
     skipped = {}
     for b in batches:
         for k, v in b.skipped.items():

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from test_engine_support import make_cfg, patch_data
+from test_engine_support import make_cfg
 
 
 @pytest.fixture(autouse=True)

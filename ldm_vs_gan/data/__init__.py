@@ -11,7 +11,7 @@ local paths, globs, brace patterns or URLs), ``coco`` (a local COCO captions fol
 from __future__ import annotations
 
 from ldm_vs_gan.data.batch import Batch
-from ldm_vs_gan.data.decode import DecodeOptions, _get
+from ldm_vs_gan.data.decode import DecodeOptions, _flag, _get, _number
 from ldm_vs_gan.errors import UserError, bad_value
 
 SOURCES = ("toy", "laion", "coco", "folder")
@@ -44,7 +44,7 @@ def build_source(data_cfg, split: str):
     if split not in SPLITS:
         raise bad_value("split", split, SPLITS)
     name = _get(data_cfg, "name", None)
-    in_memory = bool(_get(data_cfg, "in_memory", name == "toy"))
+    in_memory = _flag(data_cfg, "in_memory", name == "toy")
     if name == "toy":
         from ldm_vs_gan.data import toy
         from ldm_vs_gan.data.shards import ShardIndex
@@ -97,13 +97,18 @@ def build_loader(
     ``[start_images_seen + k*G, start_images_seen + (k+1)*G)`` with ``G = batch_size*world_size``,
     rank r the r-th contiguous slice of ``batch_size``. ``split="heldout"``: one pass in file
     order (no shuffling, no augmentation randomness beyond the seed), then it ends.
+    The loader's ``damaged`` dict counts the damage found while indexing local shards, by reason
+    (``tar_error`` per damaged file, ``duplicate_key`` per repeated key; empty when there is none
+    and for streamed data, which counts it per batch in ``Batch.skipped``).
     """
     if batch_size <= 0:
         raise bad_value("batch_size", batch_size, "a positive integer")
     if not 0 <= rank < world_size:
         raise bad_value("rank", rank, f"0..{world_size - 1}")
     if num_workers is None:
-        num_workers = int(_get(data_cfg, "num_workers", 0))
+        num_workers = _number(data_cfg, "num_workers", 0)
+    if num_workers < 0:
+        raise bad_value("data.num_workers", num_workers, "0 (read in the main process) or more")
     opts = _decode_options(data_cfg)
     source = build_source(data_cfg, split)
     if source is None:
@@ -122,7 +127,7 @@ def build_loader(
         )
     from ldm_vs_gan.data.indexed import build_indexed_loader
 
-    cache_decoded = bool(_get(data_cfg, "cache_decoded", _get(data_cfg, "name", None) == "toy"))
+    cache_decoded = _flag(data_cfg, "cache_decoded", _get(data_cfg, "name", None) == "toy")
     return build_indexed_loader(
         source,
         opts,
@@ -140,9 +145,11 @@ def build_loader(
 def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:
     """The held-out samples ``[offset, offset+n)`` in file order, as one :class:`Batch`
     (deterministic: the fixed prompt panel, quick evaluation, the evaluation prompt set).
-    Corrupt samples are dropped and counted in ``skipped`` (the batch is then shorter)."""
+    Corrupt samples are dropped and counted in ``skipped`` (the batch is then shorter), and so is
+    the damage found while indexing the held-out shards (``tar_error``, ``duplicate_key``)."""
     from ldm_vs_gan.data.indexed import PositionDataset
 
+    opts = _decode_options(data_cfg)
     source = build_source(data_cfg, "heldout")
     if source is None:
         raise bad_value("data.mode", "stream", ["indexed (heldout_batch needs local held-out shards)"])
@@ -152,5 +159,8 @@ def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:
             f"heldout_batch asks for samples [{offset}, {offset + n}) but the held-out split has "
             f"{len(source)}: raise data.{key} or ask for fewer"
         )
-    ds = PositionDataset(source, _decode_options(data_cfg), seed=0, shuffle=False)
-    return ds[list(range(offset, offset + n))]
+    ds = PositionDataset(source, opts, seed=0, shuffle=False)
+    batch = ds.batch(list(range(offset, offset + n)))
+    for reason, k in getattr(source, "damaged", {}).items():
+        batch.skipped[reason] = batch.skipped.get(reason, 0) + k
+    return batch

@@ -12,7 +12,9 @@ silently. Reasons:
 ``too_small``      shorter side below ``min_size``
 ``bad_aspect``     long/short side ratio above ``max_aspect``
 ``bad_mode``       grayscale / CMYK / alpha / palette image while ``image_modes: skip``
-                   (with the default ``convert``: converted to RGB, alpha composited on white)
+                   (with the default ``convert``: converted to RGB, alpha composited on white,
+                   16-bit samples scaled by 1/257 and float samples read as [0, 1], see
+                   :func:`to_8bit`)
 ``no_caption``     no caption member (or JSON field) at all
 ``bad_text``       caption bytes are not UTF-8
 ``bad_json``       ``.json`` member is not valid JSON while the caption or attributes need it
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ldm_vs_gan.errors import bad_value
+from ldm_vs_gan.errors import UserError, bad_value
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SKIP_REASONS = (
@@ -47,6 +49,9 @@ SKIP_REASONS = (
 )
 
 
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # composited on white, not just dropped
+
+
 class Skip(Exception):
     """A sample that cannot be used; ``args[0]`` is the reason (one of :data:`SKIP_REASONS`)."""
 
@@ -56,6 +61,29 @@ def _get(cfg, key, default):
         return default
     val = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
     return default if val is None else val
+
+
+def _number(cfg, key: str, default, kind: type = int):
+    """``data.<key>`` as an int or float; anything else is a one-line error naming the key."""
+    val = _get(cfg, key, default)
+    try:
+        if isinstance(val, bool) or isinstance(val, str) and not val.strip():
+            raise ValueError
+        num = float(val)
+        if num != num or (kind is int and not num.is_integer()):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise bad_value(f"data.{key}", val, "an integer" if kind is int else "a number") from None
+    return int(val) if kind is int and isinstance(val, int) else kind(num)
+
+
+def _flag(cfg, key: str, default: bool) -> bool:
+    """``data.<key>`` as a bool (``"false"`` from a command line is False, not a truthy string)."""
+    val = _get(cfg, key, default)
+    text = str(val).strip().lower()
+    if isinstance(val, bool) or text in ("true", "false", "1", "0", "yes", "no"):
+        return text in ("true", "1", "yes")
+    raise bad_value(f"data.{key}", val, ["true", "false"])
 
 
 @dataclass(frozen=True)
@@ -75,14 +103,14 @@ class DecodeOptions:
     @staticmethod
     def from_config(cfg) -> DecodeOptions:
         o = DecodeOptions(
-            resolution=int(_get(cfg, "resolution", 256)),
+            resolution=_number(cfg, "resolution", 256),
             crop=str(_get(cfg, "crop", "center")),
-            hflip=bool(_get(cfg, "hflip", False)),
+            hflip=_flag(cfg, "hflip", False),
             caption=str(_get(cfg, "caption", "txt")),
             caption_field=str(_get(cfg, "caption_field", "caption")),
-            min_size=int(_get(cfg, "min_size", 0)),
-            max_aspect=float(_get(cfg, "max_aspect", 0.0)),
-            max_pixels=int(_get(cfg, "max_pixels", 89_478_485)),
+            min_size=_number(cfg, "min_size", 0),
+            max_aspect=_number(cfg, "max_aspect", 0.0, float),
+            max_pixels=_number(cfg, "max_pixels", 89_478_485),
             image_modes=str(_get(cfg, "image_modes", "convert")),
         )
         if o.crop not in ("center", "random"):
@@ -93,7 +121,43 @@ class DecodeOptions:
             raise bad_value("data.image_modes", o.image_modes, ["convert", "skip"])
         if o.resolution <= 0:
             raise bad_value("data.resolution", o.resolution, "a positive number of pixels")
+        if o.min_size < 0:
+            raise bad_value("data.min_size", o.min_size, "0 (keep all) or a positive number of pixels")
+        if o.max_aspect != 0 and not o.max_aspect >= 1:
+            raise bad_value("data.max_aspect", o.max_aspect, "0 (no limit) or a ratio >= 1")
+        if o.max_pixels <= 0:
+            raise bad_value("data.max_pixels", o.max_pixels, "a positive number of pixels")
         return o
+
+
+_ADVICE = {  # skip reason -> what the config key behind it does, and how to change it
+    "too_small": lambda o: f"images smaller than data.min_size={o.min_size} are skipped: lower data.min_size",
+    "bad_aspect": lambda o: (
+        f"images with a side ratio above data.max_aspect={o.max_aspect} are skipped: "
+        "raise data.max_aspect (0 = no limit)"
+    ),
+    "too_large": lambda o: (
+        f"images over data.max_pixels={o.max_pixels} pixels are skipped: raise data.max_pixels"
+    ),
+    "bad_mode": lambda o: (
+        "non-RGB images are skipped with data.image_modes=skip: set data.image_modes=convert"
+    ),
+    "no_caption": lambda o: (
+        f"samples without a caption in data.caption={o.caption!r} are skipped: "
+        "check data.caption and data.caption_field"
+    ),
+}
+
+
+def skipped_in_a_row(n: int, counts: dict[str, int], where: str, opts: DecodeOptions) -> UserError:
+    """The one-line error for a stream of nothing but skipped samples, naming the config key
+    behind each reason that has one (those samples are filtered, not corrupt)."""
+    hints = [advice(opts) for reason, advice in _ADVICE.items() if reason in counts]
+    if any(reason not in _ADVICE for reason in counts):
+        hints.append("the other reasons mean damaged data: check the shards")
+    return UserError(
+        f"{n} samples in a row were skipped in {where} (skip counts: {counts}); {'; '.join(hints)}"
+    )
 
 
 def _text(raw: bytes) -> str:
@@ -124,7 +188,8 @@ def open_image(raw: bytes, opts: DecodeOptions) -> Image.Image:
             raise Skip("bad_mode")
         try:
             img.load()
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            img = to_8bit(img)
+            if img.mode in ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
                 rgba = img.convert("RGBA")
                 bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # alpha over white
                 img = Image.alpha_composite(bg, rgba).convert("RGB")
@@ -132,6 +197,20 @@ def open_image(raw: bytes, opts: DecodeOptions) -> Image.Image:
                 img = img.convert("RGB")  # L, CMYK, P, I;16 ...
         except Exception:
             raise Skip("undecodable") from None
+    return img
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """High-depth grayscale as 8-bit ``L`` (PIL's own convert clips these at 255: a white image).
+    16-bit samples (``I;16*``, and ``I``, the mode PIL gives 16-bit PNG/TIFF data in) are scaled
+    by 1/257, rounded; float samples (``F``) are read as [0, 1]. 16-bit RGB(A) PNGs already open
+    as 8-bit RGB(A) (PIL keeps the high byte)."""
+    if img.mode == "F":
+        a = np.nan_to_num(np.asarray(img, dtype=np.float32)).clip(0.0, 1.0) * 255.0
+        return Image.fromarray(np.rint(a).astype(np.uint8))
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        a = np.asarray(img).astype(np.int64).clip(0, 65535)
+        return Image.fromarray(((a + 128) // 257).astype(np.uint8))
     return img
 
 

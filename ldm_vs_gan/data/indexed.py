@@ -12,18 +12,28 @@ exactly the samples of 1 rank x B. Random crops and flips draw from an RNG seede
 A corrupt sample at position p is counted and replaced by the next valid sample in the same
 epoch's permutation (p+1, p+2, ... mod N): still a pure function of (seed, p), batches keep their
 size, and the count reaches the trainer in ``Batch.skipped``. The held-out split is read once, in
-file order, unshuffled; there corrupt samples are dropped (and counted).
+file order, unshuffled; there corrupt samples are dropped (and counted). Damage found while
+indexing (broken tars, duplicate keys) is on the loader's ``damaged`` dict.
+
+Every DataLoader here comes from :func:`make_loader`: its own seeded ``torch.Generator`` (so
+``iter(loader)`` leaves the global torch RNG, which resume restores, untouched) and workers that
+ignore SIGTERM/SIGINT (a signal to the process group is for the main process, which checkpoints
+and then shuts them down). A :class:`UserError` raised where samples are read travels to the main
+process as a :class:`Failure` value and is raised there as itself, one line.
 """
 
 from __future__ import annotations
+
+import functools
+import signal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ldm_vs_gan.data.batch import Batch
-from ldm_vs_gan.data.decode import DecodeOptions, Skip, decode_sample
-from ldm_vs_gan.data.shards import ShardIndex
+from ldm_vs_gan.data.decode import DecodeOptions, Skip, decode_sample, skipped_in_a_row
+from ldm_vs_gan.data.shards import ShardIndex, _some
 from ldm_vs_gan.errors import UserError
 
 _SALT = 0x5EED_DA7A  # keeps the data order's seed stream apart from model-init seeds
@@ -65,37 +75,51 @@ class PositionDataset(Dataset):
             self._perm, self._perm_epoch = rng.permutation(n), epoch
         return int(self._perm[position % n])
 
+    def decode(self, i: int, position: int) -> dict | str:
+        """Sample ``i`` decoded, or its skip reason (an unreadable byte range is a ``tar_error``)."""
+        hit = self._decoded.get(i) if self._decoded is not None else None
+        if hit is None:
+            try:
+                rng = np.random.default_rng([self.seed, position, _SALT + 1]) if self._random else None
+                hit = decode_sample(self.index.read(i), self.opts, rng)
+            except Skip as e:
+                hit = e.args[0]
+            except OSError:
+                hit = "tar_error"
+            if self._decoded is not None:
+                self._decoded[i] = hit
+        return hit
+
     def load(self, position: int, skipped: dict[str, int]) -> dict | None:
         """The decoded sample at ``position`` (train: a substitute after a corrupt one)."""
         n = len(self.index)
         epoch_start = (position // n) * n
-        for t in range(MAX_CONSECUTIVE_BAD if self.shuffle else 1):
+        tries = min(MAX_CONSECUTIVE_BAD, n) if self.shuffle else 1  # n: the whole epoch is bad
+        run: dict[str, int] = {}
+        for t in range(tries):
             p = epoch_start + (position - epoch_start + t) % n
-            i = self.sample_of(p)
-            hit = self._decoded.get(i) if self._decoded is not None else None
-            if hit is None:
-                try:
-                    rng = np.random.default_rng([self.seed, position, _SALT + 1]) if self._random else None
-                    hit = decode_sample(self.index.read(i), self.opts, rng)
-                except Skip as e:
-                    hit = e.args[0]
-                if self._decoded is not None:
-                    self._decoded[i] = hit
-            if isinstance(hit, str):
-                skipped[hit] = skipped.get(hit, 0) + 1
-            else:
-                return hit
+            hit = self.decode(self.sample_of(p), position)
+            if not isinstance(hit, str):
+                break
+            run[hit] = run.get(hit, 0) + 1
+        for reason, k in run.items():
+            skipped[reason] = skipped.get(reason, 0) + k
+        if not isinstance(hit, str):
+            return hit
         if self.shuffle:
-            raise UserError(
-                f"{MAX_CONSECUTIVE_BAD} corrupt samples in a row in {self.index.paths[:3]}...: "
-                f"check the shards (skip counts: {skipped})"
-            )
+            raise skipped_in_a_row(tries, run, _some(self.index.paths), self.opts)
         return None
 
-    def __getitem__(self, positions: list[int]) -> Batch:
+    def batch(self, positions: list[int]) -> Batch:
         skipped: dict[str, int] = {}
         samples = [s for p in positions if (s := self.load(p, skipped)) is not None]
         return collate(samples, skipped, self.opts.resolution)
+
+    def __getitem__(self, positions: list[int]) -> Batch | Failure:
+        try:
+            return self.batch(positions)
+        except UserError as e:
+            return Failure(e)
 
 
 def collate(samples: list[dict], skipped: dict[str, int], resolution: int) -> Batch:
@@ -152,16 +176,54 @@ def _identity(batch):
     return batch
 
 
+class Failure:
+    """A :class:`UserError` from a DataLoader worker, carried as a value: torch re-raises worker
+    exceptions wrapped in a multi-line traceback, this arrives as the original one-line error."""
+
+    def __init__(self, error: UserError):
+        self.error = error
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """worker_init_fn: SIGTERM/SIGINT to the process group are for the main process (it saves a
+    checkpoint and shuts the workers down; workers also exit when their parent dies)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _chained(first, worker_id: int) -> None:
+    first(worker_id)
+    ignore_stop_signals(worker_id)
+
+
+def make_loader(dataset, *, seed_parts: list[int], num_workers: int, worker_init_fn=None, **kw) -> DataLoader:
+    """A DataLoader with its own generator seeded by ``seed_parts`` (without one, ``iter()`` draws
+    the workers' base seed from the global torch RNG) and signal-ignoring workers."""
+    g = torch.Generator()
+    g.manual_seed(int(np.random.SeedSequence([*seed_parts, _SALT + 4]).generate_state(1, np.uint64)[0] >> 1))
+    init = ignore_stop_signals if worker_init_fn is None else functools.partial(_chained, worker_init_fn)
+    if num_workers > 0:
+        kw.setdefault("persistent_workers", False)
+    else:
+        kw.pop("prefetch_factor", None)
+    return DataLoader(dataset, num_workers=num_workers, generator=g, worker_init_fn=init, **kw)
+
+
 class SkipMerging:
     """Wraps a loader of Batches: a batch emptied by corrupt samples is not passed on; its skip
-    counts ride on the next batch (an empty batch only ends a finite pass that has counts left)."""
+    counts ride on the next batch (an empty batch only ends a finite pass that has counts left).
+    A :class:`Failure` is raised as its error. ``damaged``: the damage counts found while indexing
+    (reason -> count; empty when there is none, or for streamed data, which counts per batch)."""
 
-    def __init__(self, loader):
+    def __init__(self, loader, damaged: dict[str, int] | None = None):
         self.loader = loader
+        self.damaged: dict[str, int] = dict(damaged or {})
 
     def __iter__(self):
         pending: dict[str, int] = {}
         for b in self.loader:
+            if isinstance(b, Failure):
+                raise b.error
             for k, v in b.skipped.items():
                 pending[k] = pending.get(k, 0) + v
             if len(b):
@@ -188,9 +250,15 @@ def build_indexed_loader(
     train = split == "train"
     ds = PositionDataset(index, opts, seed, shuffle=train, cache_decoded=cache_decoded)
     sampler = StreamBatchSampler(len(ds), batch_size, rank, world_size, start_images_seen, endless=train)
-    kw = {"prefetch_factor": prefetch_factor, "persistent_workers": False} if num_workers > 0 else {}
     # sampler yields whole batches of positions; batch_size=None turns off auto-collation so the
     # dataset's own Batch comes out unchanged, in sampler order (DataLoader keeps order).
-    return SkipMerging(
-        DataLoader(ds, sampler=sampler, batch_size=None, num_workers=num_workers, collate_fn=_identity, **kw)
+    loader = make_loader(
+        ds,
+        seed_parts=[seed, rank, start_images_seen],
+        num_workers=num_workers,
+        sampler=sampler,
+        batch_size=None,
+        collate_fn=_identity,
+        prefetch_factor=prefetch_factor,
     )
+    return SkipMerging(loader, getattr(index, "damaged", None))

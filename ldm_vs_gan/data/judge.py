@@ -243,7 +243,8 @@ def _train_judge(data_cfg, verbose: bool) -> tuple[JudgeNet, dict]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(p["seed"])
         net = JudgeNet(p["world"]["resolution"], p["width"])
-    n, bs = len(images), p["batch_size"]
+    n = len(images)
+    bs = min(p["batch_size"], n)  # a world smaller than one batch still trains (one batch per epoch)
     steps = p["epochs"] * (n // bs)
     opt = torch.optim.Adam(net.parameters(), lr=p["lr"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p["lr"], total_steps=max(steps, 1))

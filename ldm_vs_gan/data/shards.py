@@ -8,7 +8,9 @@ The reader scans each tar once with :mod:`tarfile` for the byte offset and size 
 caches that index as JSON (beside the shard when the folder is writable, else in the cache), and
 then reads any sample by ``seek`` + ``read``. That makes local shards a map-style dataset: the data
 order becomes a pure function of a seed (``data/indexed.py``), which is what makes resumption exact
-and 2 ranks x B/2 equal to 1 rank x B (docs/CONTRACTS.md, "Data").
+and 2 ranks x B/2 equal to 1 rank x B (docs/CONTRACTS.md, "Data"). Damage met while indexing (a
+file that is not a tar, is empty or is cut short; a repeated key) is counted by reason on
+``ShardIndex.damaged`` and cached with the index, never dropped silently.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import os
 import tarfile
 from pathlib import Path
 
+from ldm_vs_gan.errors import UserError
 from ldm_vs_gan.paths import cache_dir, params_key
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: damage counts are cached with the samples
 
 
 def split_key(name: str) -> tuple[str, str]:
@@ -65,6 +68,8 @@ class ShardWriter:
         self.pattern, self.maxcount = pattern, maxcount
         self.shard, self.count, self.f, self.paths = -1, 0, None, []
         self._index: list[dict] = []
+        self._damaged: dict[str, int] = {}
+        self._keys: set[str] = set()
         self._offset = 0
 
     def _next(self) -> None:
@@ -91,7 +96,11 @@ class ShardWriter:
             self.f.write(header + data + b"\0" * pad)
             members[ext] = [self._offset + len(header), len(data)]
             self._offset += len(header) + len(data) + pad
-        self._index.append({"key": key, "members": members})
+        if key in self._keys:  # the index a scan would build: the first occurrence wins
+            _count(self._damaged, "duplicate_key")
+        else:
+            self._keys.add(key)
+            self._index.append({"key": key, "members": members})
         self.count += 1
 
     def close(self) -> None:
@@ -99,8 +108,8 @@ class ShardWriter:
             self.f.write(b"\0" * 1024)  # end-of-archive marker
             self.f.close()
             self.f = None
-            save_index(self.paths[-1], self._index)
-            self._index = []
+            save_index(self.paths[-1], self._index, self._damaged)
+            self._index, self._damaged, self._keys = [], {}, set()
 
     def __enter__(self):
         return self
@@ -132,29 +141,73 @@ def expand_shards(spec) -> list[str]:
     return out
 
 
+def _some(paths: list[str], k: int = 3) -> str:
+    """``a.tar, b.tar, c.tar and 7 more``: file lists in one-line messages."""
+    more = f" and {len(paths) - k} more" if len(paths) > k else ""
+    return ", ".join(paths[:k]) + more
+
+
 def is_remote(url: str) -> bool:
     return "://" in url or url.startswith("pipe:")
 
 
-def scan_tar(path: str) -> list[dict]:
-    """One pass over a tar: ``[{"key", "members": {ext: [offset, size]}}]`` in file order.
-    A truncated tar yields the samples before the damage (tarfile stops there)."""
+def _count(counts: dict[str, int], reason: str, n: int = 1) -> None:
+    counts[reason] = counts.get(reason, 0) + n
+
+
+def _group(tar: tarfile.TarFile, samples: list[dict], damaged: dict[str, int]) -> None:
+    """Members grouped into ``samples`` by key, appended as they are read (a damaged tail raises
+    and keeps what came before). A key that comes back after another key (or repeats an
+    extension) is a duplicate: counted, and only its first occurrence is kept."""
+    seen: set[str] = set()
+    cur, cur_key, cur_exts = None, None, set()
+    for m in tar:
+        if not m.isfile():
+            continue
+        key, ext = split_key(m.name)
+        if key != cur_key or ext in cur_exts:  # a new sample starts
+            cur_key, cur_exts = key, set()
+            if key in seen:
+                _count(damaged, "duplicate_key")
+                cur = None
+            else:
+                seen.add(key)
+                cur = {"key": key, "members": {}}
+                samples.append(cur)
+        cur_exts.add(ext)
+        if cur is not None:
+            cur["members"][ext] = [m.offset_data, m.size]
+
+
+def _ends_cleanly(path: str, offset: int) -> bool:
+    """tarfile stops silently at a cut or a garbage header; only zeros after the last member
+    (the end-of-archive marker, possibly itself cut) mean nothing was lost."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        block = f.read(512)
+    return bool(block) and not block.strip(b"\0")
+
+
+def scan_tar(path: str) -> tuple[list[dict], dict[str, int]]:
+    """One pass over a tar: (``[{"key", "members": {ext: [offset, size]}}]`` in file order,
+    damage counts by reason). A file that is not a readable tar, is empty or is cut short counts
+    ``tar_error`` once; the complete samples before the damage are still indexed (none for a
+    non-tar or empty file). Each repeated key counts ``duplicate_key``; its first occurrence wins."""
+    damaged: dict[str, int] = {}
     samples: list[dict] = []
-    by_key: dict[str, dict] = {}
     try:
         with tarfile.open(path, "r:") as tar:
-            for m in tar:
-                if not m.isfile():
-                    continue
-                key, ext = split_key(m.name)
-                if key not in by_key:
-                    by_key[key] = {"key": key, "members": {}}
-                    samples.append(by_key[key])
-                by_key[key]["members"][ext] = [m.offset_data, m.size]
-    except (tarfile.ReadError, EOFError, OSError):
-        pass  # damaged tail: keep what was read (the broken sample is dropped by the size check)
-    size = os.path.getsize(path)
-    return [s for s in samples if all(o + n <= size for o, n in s["members"].values())]
+            _group(tar, samples, damaged)
+            end = tar.offset
+        if not _ends_cleanly(path, end):
+            damaged["tar_error"] = 1
+    except (tarfile.TarError, EOFError, OSError):
+        damaged["tar_error"] = 1
+    size = os.path.getsize(path) if samples else 0
+    whole = [s for s in samples if all(o + n <= size for o, n in s["members"].values())]
+    if len(whole) < len(samples):
+        damaged["tar_error"] = 1
+    return whole, damaged
 
 
 def _index_file(path: str) -> Path:
@@ -171,27 +224,27 @@ def _stamp(path: str) -> dict:
     return {"version": INDEX_VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def load_index(path: str) -> list[dict]:
-    """The cached index of one shard (rebuilt when the shard's size or mtime changed)."""
+def load_index(path: str) -> tuple[list[dict], dict[str, int]]:
+    """The cached (samples, damage counts) of one shard (rebuilt when its size or mtime changed)."""
     idx_path = _index_file(path)
     if idx_path.exists():
         try:
             cached = json.loads(idx_path.read_text())
             if cached.get("stamp") == _stamp(path):
-                return cached["samples"]
-        except (ValueError, KeyError):
+                return cached["samples"], dict(cached["damaged"])
+        except (ValueError, KeyError, TypeError):
             pass
-    samples = scan_tar(path)
-    save_index(path, samples)
-    return samples
+    samples, damaged = scan_tar(path)
+    save_index(path, samples, damaged)
+    return samples, damaged
 
 
-def save_index(path: str, samples: list[dict]) -> None:
+def save_index(path: str, samples: list[dict], damaged: dict[str, int] | None = None) -> None:
     stamp = _stamp(path)
     idx_path = _index_file(path)
     tmp = idx_path.with_name(f"{idx_path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps({"stamp": stamp, "samples": samples}))
+        tmp.write_text(json.dumps({"stamp": stamp, "samples": samples, "damaged": damaged or {}}))
         os.replace(tmp, idx_path)  # atomic: a concurrent reader sees the old or the new file
     except OSError:
         pass  # read-only: the index just is not cached
@@ -202,15 +255,31 @@ class ShardIndex:
 
     ``in_memory=True`` reads each shard's bytes once (per process) and serves samples from RAM:
     the same seek/read code path, without the file system (the toy world is small).
-    """
+
+    ``damaged`` sums the damage found while indexing, by reason (:func:`scan_tar`: ``tar_error``
+    per damaged file, ``duplicate_key`` per repeated key); ``damaged_files`` lists the files with
+    a ``tar_error``. When damage leaves no sample at all, a :class:`UserError` names the files
+    (some damage is counted and logged; nothing to read is an error)."""
 
     def __init__(self, paths: list[str], in_memory: bool = False):
         self.paths = list(paths)
         self.in_memory = in_memory
         self.entries: list[tuple[int, str, dict]] = []  # (shard number, key, {ext: [off, size]})
+        self.damaged: dict[str, int] = {}
+        self.damaged_files: list[str] = []
         for i, p in enumerate(self.paths):
-            for s in load_index(p):
+            samples, damaged = load_index(p)
+            for s in samples:
                 self.entries.append((i, s["key"], s["members"]))
+            for reason, n in damaged.items():
+                _count(self.damaged, reason, n)
+            if damaged.get("tar_error"):
+                self.damaged_files.append(p)
+        if not self.entries and self.damaged_files:
+            raise UserError(
+                f"no sample can be read: {len(self.damaged_files)} of {len(self.paths)} shard files are damaged "
+                f"(not a readable tar, empty or cut short): {_some(self.damaged_files)}"
+            )
         self._files: dict[int, object] = {}
         self._pid = None
 

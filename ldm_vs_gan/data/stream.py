@@ -13,16 +13,19 @@ fresh draw from the same distribution: *statistically*, not bitwise, equivalent 
 uninterrupted stream (the indexed loader is the exact one). Errors are counted, never slept on
 (webdataset's ``warn_and_continue`` sleeps 0.5 s per bad sample): tar/IO errors as ``tar_error``,
 sample problems by the reasons of ``decode.py``; the counts ride on the next ``Batch.skipped``.
+``MAX_CONSECUTIVE_BAD`` errors in a row without a good sample (shards that are all broken, or
+all filtered out) end the stream with a one-line :class:`UserError` instead of spinning forever.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
-from ldm_vs_gan.data.decode import DecodeOptions, Skip, _get, decode_sample
-from ldm_vs_gan.data.indexed import _SALT, SkipMerging, collate
-from ldm_vs_gan.data.shards import expand_shards
+from ldm_vs_gan.data.decode import DecodeOptions, Skip, _flag, _get, _number, decode_sample, skipped_in_a_row
+from ldm_vs_gan.data.indexed import _SALT, MAX_CONSECUTIVE_BAD, Failure, SkipMerging, collate, make_loader
+from ldm_vs_gan.data.shards import _some, expand_shards
+from ldm_vs_gan.errors import UserError, bad_value
 
 
 def split_by_node(urls: list[str], rank: int, world_size: int) -> list[str]:
@@ -55,9 +58,17 @@ class StreamDataset(IterableDataset):
         self.rank, self.world, self.seed, self.start = rank, world_size, int(seed), int(start_images_seen)
         self.resampled, self.buffer, self.endless = resampled, shuffle_buffer, endless
         self.skipped: dict[str, int] = {}
+        self._run: dict[str, int] = {}  # errors since the last good sample
 
     def _count(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        self._run[reason] = self._run.get(reason, 0) + 1
+
+    def _check_run(self) -> None:
+        """Ends an endless stream that finds no good sample (checked out here, not in the
+        webdataset handler: webdataset appends to the args of exceptions passing through it)."""
+        if self.endless and sum(self._run.values()) >= MAX_CONSECUTIVE_BAD:
+            raise skipped_in_a_row(sum(self._run.values()), self._run, _some(self.urls), self.opts)
 
     def _handler(self, exn: Exception) -> bool:
         """webdataset handler: count and continue (no sleeping, no warning spam)."""
@@ -74,7 +85,10 @@ class StreamDataset(IterableDataset):
             urls = list(self.urls)
             if self.endless:  # the same shard order on every rank: the split stays a partition
                 np.random.default_rng([self.seed, epoch, _SALT + 2]).shuffle(urls)
-            yield from split_by_worker(split_by_node(urls, self.rank, self.world))
+            mine = split_by_worker(split_by_node(urls, self.rank, self.world))
+            if not mine:  # more (rank, worker) pairs than shards: this worker has none
+                return
+            yield from mine
             epoch += 1
             if not self.endless:
                 return
@@ -84,6 +98,7 @@ class StreamDataset(IterableDataset):
 
         for url in self._shards(rng):
             yield from wds.tarfile_samples([{"url": url}], handler=self._handler)
+            self._check_run()
 
     def _shuffled(self, it, rng: np.random.Generator):
         if not self.endless or self.buffer <= 1:
@@ -101,17 +116,25 @@ class StreamDataset(IterableDataset):
         yield from buf
 
     def __iter__(self):
+        try:
+            yield from self._batches()
+        except UserError as e:
+            yield Failure(e)  # raised as itself in the main process, one line
+
+    def _batches(self):
         info = get_worker_info()
         wid = 0 if info is None else info.id
         rng = np.random.default_rng([self.seed, self.rank, wid, self.start, _SALT + 3])
-        self.skipped = {}
+        self.skipped, self._run = {}, {}
         samples = []
         for raw in self._shuffled(self._raw_samples(rng), rng):
             try:
                 samples.append(decode_sample(raw, self.opts, rng))
             except Skip as e:
                 self._count(e.args[0])
+                self._check_run()
                 continue
+            self._run = {}
             if len(samples) == self.b:
                 yield collate(samples, self.skipped, self.opts.resolution)
                 samples, self.skipped = [], {}
@@ -134,9 +157,13 @@ def build_stream_loader(
     key = "shards" if split == "train" else "heldout_shards"
     urls = expand_shards(_get(data_cfg, key, None) or [])
     if not urls:
-        from ldm_vs_gan.errors import UserError
-
         raise UserError(f"data.{key} is not set or matches no shard")
+    resampled = _flag(data_cfg, "resampled", True)
+    if split == "train" and not resampled and len(urls) < world_size:
+        raise bad_value("data.resampled", False, f"true (only {len(urls)} shard(s) for {world_size} ranks)")
+    shuffle_buffer = _number(data_cfg, "shuffle_buffer", 1000)
+    if shuffle_buffer < 0:
+        raise bad_value("data.shuffle_buffer", shuffle_buffer, "0 (no shuffling) or a number of samples")
     ds = StreamDataset(
         urls,
         opts,
@@ -145,13 +172,19 @@ def build_stream_loader(
         world_size=world_size,
         seed=seed,
         start_images_seen=start_images_seen,
-        resampled=bool(_get(data_cfg, "resampled", True)),
-        shuffle_buffer=int(_get(data_cfg, "shuffle_buffer", 1000)),
+        resampled=resampled,
+        shuffle_buffer=shuffle_buffer,
         endless=split == "train",
     )
-    kw = {"prefetch_factor": 2} if num_workers > 0 else {}
     # batches are assembled inside the workers (batch_size=None): workers with no shard simply end
-    return SkipMerging(DataLoader(ds, batch_size=None, num_workers=num_workers, **kw))
+    loader = make_loader(
+        ds,
+        seed_parts=[seed, rank, start_images_seen],
+        num_workers=num_workers,
+        batch_size=None,
+        prefetch_factor=2,
+    )
+    return SkipMerging(loader)
 
 
 __all__ = ["StreamDataset", "build_stream_loader", "split_by_node", "split_by_worker"]

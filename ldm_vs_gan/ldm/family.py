@@ -9,8 +9,12 @@ samples. ``generate`` runs a sampler of ``samplers.py`` over the guided denoiser
 ``guidance.py`` and decodes with the VAE.
 
 Frozen encodings are deterministic (VAE posterior mode, CLIP in eval), so they may be memoised
-per sample key / caption (``model.cache``): exact, and on the toy world it removes the VAE
-encoder and text tower from every step after the first pass over the data.
+per sample key / caption (``model.cache``) during training. A new entry is encoded on its own (a
+batch of one): batched kernels round differently for different batch compositions, and an entry
+whose last bits depended on the batch it first came in would make the run depend on its history
+(a resumed run starts with an empty cache; an evaluation would fill it with other batches). So a
+cached value is a pure function of its input and resume stays exact. Outside training mode
+(previews, evaluation) the caches are neither read nor written.
 """
 
 from __future__ import annotations
@@ -159,30 +163,32 @@ class LDMFamily(Family):
     @torch.no_grad()
     def encode_images(self, batch: Batch) -> torch.Tensor:
         """(B,3,H,W) in [-1,1] -> scaled latents (B,c,h,w)."""
-        keys = batch.keys if (self._cache_latents and len(batch.keys) == len(batch)) else None
-        if keys is None or any(k not in self._lat_cache for k in keys):
-            z = self.ae.encode(batch.images).float()
-            if keys is not None and len(self._lat_cache) + len(keys) <= self._cache_max:
-                for k, zi in zip(keys, z):
-                    self._lat_cache[k] = zi.detach().cpu()
-            return z
-        return torch.stack([self._lat_cache[k] for k in keys]).to(batch.images.device)
+        if not (self._cache_latents and self.training and len(batch.keys) == len(batch)):
+            return self.ae.encode(batch.images).float()
+        zs = []
+        for i, k in enumerate(batch.keys):
+            z = self._lat_cache.get(k)
+            if z is None:  # alone, also when the cache is full: values never depend on the batch
+                z = self.ae.encode(batch.images[i : i + 1]).float()[0].detach().cpu()
+                if len(self._lat_cache) < self._cache_max:
+                    self._lat_cache[k] = z
+            zs.append(z)
+        return torch.stack(zs).to(batch.images.device)
 
     @torch.no_grad()
     def encode_text(self, captions: list[str]) -> tuple[torch.Tensor, ...]:
         """captions -> the UNet's conditioning: (tokens (B,L,D) of the CLIP's clip.token_layer,
         mask (B,L) bool), plus pooled (B,E) when the UNet takes it (model.conditioning.pooled)."""
-        if not self._cache_text:
+        if not (self._cache_text and self.training):
             f = self.clip.encode_text(list(captions))
             out = (f.tokens.float(), f.mask, f.pooled.float())
             return out if self.pooled_text else out[:2]
         missing = sorted({c for c in captions if c not in self._txt_cache})
-        if missing:
-            f = self.clip.encode_text(missing)
-            if len(self._txt_cache) + len(missing) > self._cache_max:
-                self._txt_cache.clear()
-            for c, t, mk, p in zip(missing, f.tokens.float(), f.mask, f.pooled.float()):
-                self._txt_cache[c] = (t.detach(), mk.detach(), p.detach())
+        if len(self._txt_cache) + len(missing) > self._cache_max:
+            self._txt_cache.clear()
+        for c in missing:  # alone: the value must not depend on the batch (module doc)
+            f = self.clip.encode_text([c])
+            self._txt_cache[c] = (f.tokens[0].float(), f.mask[0], f.pooled[0].float())
         out = tuple(torch.stack(v) for v in zip(*(self._txt_cache[c] for c in captions)))
         return out if self.pooled_text else out[:2]
 
