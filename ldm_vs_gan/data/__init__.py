@@ -17,7 +17,13 @@ from ldm_vs_gan.errors import UserError, bad_value
 SOURCES = ("toy", "laion", "coco", "folder")
 SPLITS = ("train", "heldout")
 
-__all__ = ["Batch", "build_loader", "heldout_batch", "build_source", "SOURCES"]
+__all__ = ["Batch", "build_loader", "heldout_batch", "build_source", "check_config", "SOURCES"]
+
+
+def check_config(data_cfg) -> None:
+    """Every ``data`` value that can be checked without reading data (types, ranges, allowed
+    values): the trainer calls it before any work, so a bad value is one line naming its key."""
+    _decode_options(data_cfg)
 
 
 def _decode_options(data_cfg) -> DecodeOptions:

@@ -1,4 +1,4 @@
-"""The one training loop (issue 3): every family, every phase, one readable code path.
+"""The one training loop: every family, every phase, one readable code path.
 
 Per step: take this rank's batch (``data.build_loader``: the stream is a function of (seed,
 images seen), so resuming needs no replay), then for each phase of the family: put the phase's
@@ -38,6 +38,9 @@ def run(cfg: DictConfig) -> Path:
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # frozen, self-contained
     OmegaConf.set_readonly(cfg, True)
     s = settings.read(cfg, distributed.env_world_size())  # config errors before any work
+    from ldm_vs_gan import data as data_mod
+
+    data_mod.check_config(cfg.data)
     info = distributed.setup(s.device, s.dist_timeout_s)
     rd = RunDir(Path(cfg.run_dir))
     # run() may be called from inside another run (first-use training of a toy CLIP/VAE in a
