@@ -1,6 +1,6 @@
 # Set-up is automatic: every target that needs Python creates .venv on first use (idempotent:
 # the stamp file .venv/.installed is newer than pyproject.toml when nothing needs doing).
-# Versions are pinned in pyproject.toml (see shared/REFERENCE.md s5 for why these).
+# Versions are pinned in pyproject.toml (a set measured to install and work together; why: see there).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin

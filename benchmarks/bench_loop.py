@@ -1,4 +1,4 @@
-"""Step overhead of the training loop over a bare forward/backward/optimizer step (issue 3).
+"""Step overhead of the training loop over a bare forward/backward/optimizer step.
 
 Both sides train the engine's test family (``configs/model/regress.yaml``, widened so a step does
 real work) on the same in-memory batches, fp32 on CPU, one thread:

@@ -1,4 +1,4 @@
-"""Train the two toy pre-training stages at their DEFAULT configs and print what issue 4 asks for.
+"""Train the two toy pre-training stages at their DEFAULT configs; print their quality and cost.
 
     python benchmarks/bench_stages.py                 # both stages, default toy world (32 px)
     python benchmarks/bench_stages.py --stages vae    # one stage
@@ -12,7 +12,7 @@ final evaluation (CLIP: text->image retrieval top-1 on single- and two-object ca
 reconstruction PSNR in dB and the measured latent scaling factor), wall time, the process's CPU
 time, and the 1-minute load average before/after (the machine is shared: CPU time / threads is
 the better estimate of the wall time on a quiet machine).
-Targets (issue 4): retrieval top-1 >= 0.90 (single-object), PSNR >= 28 dB, each stage < 5 min.
+Targets of the stages: retrieval top-1 >= 0.90 (single-object), PSNR >= 28 dB, each stage < 5 min.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ contiguous tensors, same load), so the UNet stays in the default memory format.
 The two models are timed in alternation (ABAB...), because the machine may be shared: the median
 per model gives img/s, and each round's paired ratio (diffusers' time / ours, measured a second
 apart, so slow stretches of the machine hit both) gives the ratio, reported as the median with its
-quartiles. The same code gave 6-round ratios of medians from 0.92 to 1.10 (sessions 4-5); in
-three 16-round runs of session 5 the per-round ratios spread 0.85-1.21 around medians of 1.03-1.04.
+quartiles. The same code gave 6-round ratios of medians from 0.92 to 1.10 on different days; in
+three 16-round runs on one day the per-round ratios spread 0.85-1.21 around medians of 1.03-1.04.
 Run: ``python benchmarks/bench_unet.py [--size thesis128] [--threads N] [--rounds R]``.
 """
 

@@ -13,15 +13,14 @@ and the held-out single-object text->image retrieval top-1 of the same CLIP with
     .venv/bin/python benchmarks/probe_clip_shapes.py --run RUN_DIR_OF_A_CLIP_STAGE
     .venv/bin/python benchmarks/probe_clip_shapes.py            # the toy CLIP of the default config
 
-Measured (session 2, issues 4-6), the default toy CLIP (28k images; in-stage retrieval 0.93,
-here 0.914 with all errors circle->square): shape-token cosine circle/square 0.99, circle/cross
-0.91, square/cross 0.94, triangle/others < 0; pooled circle/square 0.98. Its LDM draws triangles
-right and squares, circles and crosses as blobs; GALIP's shapes are near chance.
-Session 3, conv stem and 4 blocks at 28k images: retrieval here 1.000, shape-token circle/square
-0.96, pooled circle/square 0.90, every other pair <= 0.77 (the default now trains 26k images).
-Session 4, the default 26k CLIP: at the shape word, circle and square are 0.49 apart after the last
-layer (other pairs 10.6-14.8) and already identical after block 1; the token embeddings (layer 0)
-keep them apart. Hence clip.token_layer: 0 for the toy CLIP.
+Measured at earlier versions of the toy CLIP (experiments/defaults/README.md has the details):
+a patchify 6-block CLIP (28k images; retrieval here 0.914, all errors circle->square) had
+shape-token cosine circle/square 0.99 and pooled 0.98; its LDM drew squares, circles and crosses
+as blobs and GALIP's shapes were near chance. The conv stem with 4 blocks (28k images) reached
+retrieval 1.000, shape-token circle/square 0.96, pooled 0.90. In the 26k default, circle and
+square are 0.49 apart at the shape word after the last layer (other pairs 10.6-14.8) and already
+identical after block 1, while the token embeddings (layer 0) keep them apart. Hence
+clip.token_layer: 0 for the toy CLIP.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Compare runs: ``python -m ldm_vs_gan.compare RUN_A RUN_B [...] --out DIR`` (issue 7, item 5).
+"""Compare runs: ``python -m ldm_vs_gan.compare RUN_A RUN_B [...] --out DIR``.
 
 Writes ``DIR/report.md`` (+ PNG figures) and a self-contained ``DIR/report.html``: metrics tables
 (only comparable numbers side by side: same N, same extractor and weights, same data and split,

@@ -1,5 +1,5 @@
 """Evaluate a run: ``python -m ldm_vs_gan.eval --metric fid|is|kid|clip_score|fidelity|diversity|all
---run RUN_DIR [...]`` (issue 7, item 1).
+--run RUN_DIR [...]``.
 
 Defaults follow the run: a toy-world run is judged on the toy held-out split in the toy judge's
 feature space; any other run on COCO captions (30k, one random caption per image, seeded) with the

@@ -35,7 +35,7 @@ CONFIG_DIR = Path(
 )
 
 # Sweep folders: `now` has second resolution, so two sweeps started in the same second would share
-# a folder (REFERENCE.md s5). `unique` adds pid + random id; use_cache=True keeps it fixed within a
+# a folder (Hydra 1.3). `unique` adds pid + random id; use_cache=True keeps it fixed within a
 # sweep (Hydra copies resolver caches from the sweep config to every job config).
 if not OmegaConf.has_resolver("unique"):
     OmegaConf.register_new_resolver("unique", lambda: f"{os.getpid()}-{uuid.uuid4().hex[:6]}", use_cache=True)

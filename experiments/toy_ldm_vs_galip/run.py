@@ -35,7 +35,7 @@ TABLE_KEYS = [  # (metric key in eval JSON / summary, label, digits)
     ("fid", "FID-toy (judge features) ↓", 2),
     ("kid", "KID-toy ↓", 4),
     ("fidelity", "prompt fidelity, all prompts ↑", 3),
-    # The issues' headline figure: single-object prompts with shape and colour both right.
+    # The study's headline figure: single-object prompts with shape and colour both right.
     ("fidelity/single/overall", "prompt fidelity, single-object ↑", 3),
     ("fidelity/single/shape", "shape right, single-object ↑", 3),
     ("fidelity/two/overall", "prompt fidelity, two-object ↑", 3),

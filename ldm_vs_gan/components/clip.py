@@ -1,18 +1,18 @@
 """The frozen CLIP (open_clip): text tokens for the LDM, sentence embedding and ViT access for GALIP.
 
-One object serves both families (DESIGN.md, "equal conditions": the same frozen text encoder).
+One object serves both families (equal conditions include the same frozen text encoder).
 It wraps an ``open_clip.CLIP`` (the built-in ViT text/image towers, batch-first blocks in
 open_clip 3.3.0) and exposes exactly what docs/CONTRACTS.md pins:
 
 - ``encode_text(captions) -> TextFeatures(tokens (B,L,D), pooled (B,E), mask (B,L))``: tokens are
   the text transformer's outputs after ``ln_final`` (what SD's UNet cross-attends to); pooled is
   the EOT token after ``ln_final`` times ``text_projection``, not normalised (GALIP's sentence
-  embedding, REFERENCE.md s2); mask is True up to and including EOT (CLIP's text transformer is
+  embedding, as in the official GALIP code); mask is True up to and including EOT (CLIP's text transformer is
   causal, so later positions never influence earlier ones, but they carry no caption content).
   ``token_layer`` (config key ``clip.token_layer``) picks another layer's tokens (SD 2 uses the
   penultimate, -2); pooled stays the last layer's.
 - ``encode_image``, ``preprocess`` (from [-1,1]: map to [0,1] once, antialiased resize, mean/std;
-  GALIP's official double mapping to [0.5,1] is a bug we do not copy, REFERENCE.md s2).
+  GALIP's official code maps to [0,1] twice, so its CLIP sees [0.5,1]: a bug we do not copy).
 - ``image_block_tokens`` / ``vit_prompted_forward``: the ViT internals GALIP's Mate-D and Mate-G
   need (1-based block indices, patch tokens without CLS or LayerNorm).
 
@@ -236,7 +236,7 @@ class FrozenCLIP(nn.Module):
         return [out[b] for b in blocks], emb
 
     def vit_prompted_forward(self, tokens: torch.Tensor, prompts: dict[int, torch.Tensor]) -> torch.Tensor:
-        """GALIP's Mate-G pass through the frozen ViT (REFERENCE.md s2).
+        """GALIP's Mate-G pass through the frozen ViT (as the official GALIP code runs it).
 
         tokens: (B, C, gh, gw) patch tokens in place of ``conv1``'s output. Adds CLS, positional
         embedding and ``ln_pre``, runs all blocks; before 1-based block i appends ``prompts[i]``
@@ -276,7 +276,7 @@ class ConvStem(nn.Sequential):
 
     Why on the toy world: the difference between a small square and a small circle is a few corner
     pixels inside one 4x4 patch, which a single linear patch embedding learns slowly (a patchify
-    toy CLIP confused them in nearly all of its held-out retrieval errors, issue 4).
+    toy CLIP confused them in nearly all of its held-out retrieval errors).
     """
 
     def __init__(self, width: int, patch: int, channels: list[int]):

@@ -1,6 +1,6 @@
 """Stage ``model=clip``: contrastive pre-training of a small open_clip model on the toy world.
 
-The offline counterpart of a pretrained CLIP (DESIGN.md, "Two worlds"): the same open_clip
+The offline counterpart of a pretrained CLIP (docs/ARCHITECTURE.md "The toy world"): the same open_clip
 ``CLIP`` class and shipped BPE tokenizer, a small architecture (``configs/model/clip.yaml``),
 trained with the symmetric InfoNCE loss of CLIP (Radford et al. 2021, Fig. 3 pseudo-code).
 

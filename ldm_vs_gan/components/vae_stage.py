@@ -1,6 +1,7 @@
 """Stage ``model=vae``: a small diffusers ``AutoencoderKL`` trained on the toy world.
 
-The offline counterpart of SD's VAE (DESIGN.md, "Two worlds"). Loss (Rombach et al. 2022,
+The offline counterpart of SD's VAE (only configs differ between the toy and the at-scale
+setting; docs/ARCHITECTURE.md "The toy world"). Loss (Rombach et al. 2022,
 appendix G, without the perceptual and adversarial terms, which the toy world does not need):
 ``l1 * |x - x'| + l2 * (x - x')^2`` (per pixel, mean) ``+ kl * KL(q(z|x) || N(0, I))`` (summed
 over latent elements, averaged over the batch, as SD's ``kl_weight`` 1e-6 is meant), with z

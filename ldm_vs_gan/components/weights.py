@@ -4,7 +4,7 @@ open_clip and diffusers, asked for a hub file that is not cached, either retry f
 (without ``HF_HUB_OFFLINE``) or fail with a misleading message ("does not appear to have a file
 named config.json"). So every source is checked here first, locally, in milliseconds, and an
 absent weight becomes one :class:`~ldm_vs_gan.errors.MissingWeightsError` that names the config
-key, what to provide, and how to get it on a machine with internet (DESIGN.md, "Offline").
+key, what to provide, and how to get it on a machine with internet (offline is the default).
 
 Files we parse ourselves are read once (:func:`read_safetensors`, :func:`read_torch`): the bytes are
 hashed, checked against a recorded sha256 when there is one, then parsed, so a recorded hash is

@@ -1,4 +1,4 @@
-"""The toy judge (DESIGN.md, "The toy world"): a small CNN that reads a toy image back into its
+"""The toy judge (docs/ARCHITECTURE.md "The toy world"): a small CNN that reads a toy image back into its
 canonical attributes. It is to the toy world what Inception is to natural images: its penultimate
 layer is the feature space of FID-toy / KID-toy, and its predictions give *prompt fidelity*, the
 share of generated images whose judged attributes match their prompt.

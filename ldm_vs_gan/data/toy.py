@@ -1,4 +1,4 @@
-"""The toy world (DESIGN.md, "The toy world"): captioned images of one or two simple objects on a
+"""The toy world (docs/ARCHITECTURE.md "The toy world"): captioned images of one or two simple objects on a
 plain background, generated deterministically from a seed and written as ordinary webdataset
 shards (``.png`` + ``.txt`` + ``.json``), so the same loader serves it and LAION.
 

@@ -2,7 +2,7 @@
 
 The official code hard-codes ViT-B/32 at 224 px: a 12-block ViT, a 7x7 patch grid, Mate-D taps
 after blocks 2, 5, 9 and Mate-G prompts before blocks 2..9 (all 1-based), image-generator sizes
-8, 16, 32, 64, 128, 224 with channels 512 -> 512, 512, 512, 256, 128, 64 (REFERENCE.md s2). Here
+8, 16, 32, 64, 128, 224 with channels 512 -> 512, 512, 512, 256, 128, 64 (Tao et al. 2023). Here
 those choices are rules, so any open_clip ViT (and the toy world's small CLIP at 32 px) gets the
 same design, and the rules reproduce the official numbers exactly at ViT-B/32 / 224 px.
 """

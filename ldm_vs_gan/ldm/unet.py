@@ -86,7 +86,7 @@ SIZES: dict[str, dict] = {
         norm_groups=32,
         context_dim=512,
     ),
-    # Stable Diffusion v1 shape (REFERENCE.md s3): 320, [1,2,4,4], attention at levels 0-2, 8 heads,
+    # Stable Diffusion v1 shape (LDM-KL-8-G / SD v1 configs): 320, [1,2,4,4], attention at levels 0-2, 8 heads,
     # context 768: ~860M params
     "sd": dict(
         base_channels=320,

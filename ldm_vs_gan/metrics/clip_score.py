@@ -1,9 +1,10 @@
-"""CLIP score with an open_clip-backed model (no ``transformers``; REFERENCE.md s4).
+"""CLIP score with an open_clip-backed model (torchmetrics' CLIPScore would need ``transformers``
+and hub weights).
 
 CLIPScore (Hessel et al. 2021) as torchmetrics defines it: 100 * max(cos(E_img(x), E_txt(c)), 0),
 averaged over (image, caption) pairs. The scoring CLIP is any ``components.build_clip`` model,
 chosen with ``--clip-score-clip`` and recorded. A CLIP score measured with the very CLIP a GAN was
-trained against (GALIP's generator maximises that cosine, REFERENCE.md s2) flatters the GAN: the
+trained against (GALIP's generator loss maximises that cosine) flatters the GAN: the
 result says so (``same_clip_as_training``) and the report repeats it.
 """
 

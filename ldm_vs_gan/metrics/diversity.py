@@ -1,4 +1,4 @@
-"""Diversity: mode collapse as a number (issue 7, item 4).
+"""Diversity: mode collapse as a number.
 
 For K prompts with M seeds each: the mean pairwise cosine distance between the features of the M
 images of one prompt, averaged over prompts. The same figure on M real images of the same prompt

@@ -1,4 +1,4 @@
-"""Pluggable feature extractors for FID/KID/IS/diversity (DESIGN.md "Metrics").
+"""Pluggable feature extractors for FID/KID/IS/diversity.
 
 Every extractor is an ``nn.Module`` that maps **uint8** images (B, 3, H, W) to float features
 (B, D) and carries what the provenance of a number needs: ``name``, ``sha256`` (of its weights),
@@ -7,7 +7,7 @@ Every extractor is an ``nn.Module`` that maps **uint8** images (B, 3, H, W) to f
 - ``inception``: the standard FID Inception (TF 2015-12-05 weights, torch-fidelity's port, 2048-d
   pool features, ``logits_unbiased`` for IS) from a **local file only**: ``--inception-weights`` or
   torch-fidelity's hub cache. Absent file -> one :class:`MissingWeightsError` naming the file and
-  where to put it. Never a silent fallback to another extractor (REFERENCE.md s4).
+  where to put it. Never a silent fallback to another extractor (its numbers would not compare).
 - ``clip``: image embeddings of a frozen CLIP (``components.build_clip``).
 - ``toy``: the toy judge's penultimate features (the toy world's Inception).
 """
@@ -28,7 +28,7 @@ EXTRACTORS = ("inception", "clip", "toy")
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 # Match torch-fidelity (and so the published LDM FIDs): TF1-style bilinear resize to 299, no
-# antialiasing. torchmetrics >= 1.8 defaults to antialias=True, which shifts FID (REFERENCE.md s4).
+# antialiasing. torchmetrics >= 1.8 defaults to antialias=True, which shifts FID.
 INCEPTION_RESIZE = "torch-fidelity TF1-compatible bilinear to 299x299 (torchmetrics antialias=False)"
 
 _SHA_CACHE: dict[tuple[str, float, int], str] = {}
@@ -163,7 +163,7 @@ class ClipFeatures(FeatureExtractor):
 
 
 class JudgeFeatures(FeatureExtractor):
-    """The toy judge's features: the FID feature space of the toy world (DESIGN.md "The toy world")."""
+    """The toy judge's features: the FID feature space of the toy world (docs/ARCHITECTURE.md)."""
 
     def __init__(self, judge):
         super().__init__()

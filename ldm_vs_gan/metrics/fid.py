@@ -1,4 +1,4 @@
-"""FID, KID and IS through torchmetrics, computed from features (DESIGN.md "Metrics").
+"""FID, KID and IS through torchmetrics, computed from features.
 
 Images are turned into features once (``features.extract``, uint8 in, any extractor); the numbers
 are then computed by torchmetrics' own metric classes, fed through a pass-through "extractor" so

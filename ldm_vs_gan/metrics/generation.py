@@ -1,4 +1,4 @@
-"""Generation for evaluation, sharded across ranks and gathered (issue 7, item 1).
+"""Generation for evaluation, sharded across ranks and gathered.
 
 Sample i is (captions[i], seeds[i]); rank r generates the indices i = r, r + W, r + 2W, ... in
 batches, then every rank's (indices, images) are gathered and put back in index order, so the

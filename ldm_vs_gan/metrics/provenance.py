@@ -1,4 +1,5 @@
-"""Every number carries provenance (DESIGN.md "Rules of the house").
+"""Every number carries provenance: which code, how many samples, which extractor and weights,
+which checkpoint and sampling settings.
 
 An evaluation JSON is ``{"metrics": {name: value}, "provenance": {...}}``; :data:`REQUIRED` lists
 the provenance fields every evaluation writes (tests check them; ``compare`` groups by them).

@@ -4,7 +4,7 @@ The loop calls ``quick_eval(family, batches, data_cfg)`` for generative families
 ``trainer.eval_every`` images with a few held-out batches. On the toy world it returns the toy
 judge's prompt fidelity and FID in the judge's feature space (FID-toy) at that small N, so the
 report can draw curves against images seen and training time without extra runs. Small-N FID is
-biased upward (REFERENCE.md s4): compare these curves only with each other (same N), never with
+biased upward: compare these curves only with each other (same N), never with
 ``eval.py`` numbers at another N. Seeds are 0..N-1, fixed across calls, so a curve moves only
 because the weights moved.
 """

@@ -1,4 +1,4 @@
-"""Real-image features cached on disk, keyed by what made them (DESIGN.md "Metrics").
+"""Real-image features cached on disk, keyed by what made them.
 
 Key: data source, split, N, resolution, the selection (e.g. COCO caption seed), and the extractor
 (name, weights SHA-256, resize). A second evaluation with the same key reads the file and computes

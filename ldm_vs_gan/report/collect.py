@@ -1,4 +1,4 @@
-"""What the comparison report reads from run directories (issue 7, item 5).
+"""What the comparison report reads from run directories.
 
 Per run: its config (family, seed), every ``eval/eval_*.json`` (numbers with provenance), the
 training log ``metrics.jsonl`` (quick-eval curves, img/s, a training-time axis), parameter counts

@@ -1,4 +1,4 @@
-"""The training engine (issue 3): one loop for every family (docs/CONTRACTS.md "Engine").
+"""The training engine: one loop for every family (docs/CONTRACTS.md "Engine").
 
 ``run(cfg) -> Path`` trains or resumes ``cfg.run_dir``; ``load_run(run_dir, *, weights="ema",
 device="cpu") -> (family, cfg, info)`` rebuilds a trained family. Imported lazily so that

@@ -1,6 +1,6 @@
 """Checkpoints (full training state) and sampling weights, written so a crash never corrupts them.
 
-A checkpoint is data, not code (DESIGN.md "Rules of the house"): tensors, ints, floats, strings,
+A checkpoint is data, not code (loading one never executes anything): tensors, ints, floats, strings,
 lists and dicts only, the config as YAML text, loadable with ``torch.load(weights_only=True)``.
 Writes are atomic: serialise to a temporary file in the same folder, ``fsync`` it, ``rename`` it
 over the target (atomic on POSIX), ``fsync`` the folder. A SIGKILL at any moment leaves either

@@ -1,7 +1,7 @@
 """Exponential moving average of the sampling network's weights.
 
 theta_ema <- d * theta_ema + (1 - d) * theta, with the warm-up of the LDM reference code
-d_n = min(decay, (1 + n) / (10 + n)) after n updates (REFERENCE.md s3), so early averages are not
+d_n = min(decay, (1 + n) / (10 + n)) after n updates (as in Stable Diffusion), so early averages are not
 dominated by the random initialisation. Floating buffers (e.g. norm statistics) are copied, not
 averaged. The EMA is kept in fp32 on the training device. ``every=k`` updates once every k steps
 with decay d**k (the same time constant in steps, a k-th of the cost: the EMA pass over the

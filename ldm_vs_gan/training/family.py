@@ -1,4 +1,4 @@
-"""The contract between the training loop and a model family (DESIGN.md, "The contracts").
+"""The contract between the training loop and a model family (docs/CONTRACTS.md "Families").
 
 A family (LDM, GALIP, and the two pre-training stages VAE and CLIP, plus the tiny test family)
 subclasses :class:`Family`. It declares its **phases** in order; the loop runs every phase once

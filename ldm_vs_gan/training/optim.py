@@ -1,7 +1,8 @@
 """Optimizers from a phase's :class:`OptimizerSpec`, learning-rate warm-up, gradient clipping.
 
 Warm-up is linear in images seen (not steps), so changing the batch size or the number of ranks
-does not change the schedule measured on the fair axis (DESIGN.md "Budgets").
+does not change the schedule measured on the fair axis between families (budgets count images
+seen, never epochs or steps).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Mixed precision: which dtype to autocast to, and one GradScaler per phase for fp16.
 
-DESIGN.md "Precision": fp32 on CPU (these CPUs emulate bf16 and run it 2-6x slower), bf16
+Policy: fp32 on CPU (CPUs without native bf16 emulate it and run it 2-6x slower), bf16
 autocast by default on CUDA, fp16 + GradScaler as an option. fp16 needs loss scaling because its
 small exponent range underflows gradients (Micikevicius et al. 2018, "Mixed Precision Training");
 each phase has its own scaler because GALIP-style phases have losses of very different scales.

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md "A run directory holds everything about a run") and ``load_run``.
+"""The run directory (everything about one run lives in it) and ``load_run``.
 
 ```
 run_dir/config.yaml             the resolved config (written at start; rewritten on resume)
