@@ -23,7 +23,7 @@ install: $(STAMP)
 
 # The fast suite (< 10 min on 2 cores). Slow tests are marked and run by `make test-slow`.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 tests
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests
