@@ -73,28 +73,50 @@ def nfe_points(runs, metric: str) -> dict[str, list]:
 
 
 def build_report(args) -> Path:
-    from ldm_vs_gan.report import plots, render
-    from ldm_vs_gan.report.collect import collect, panel
+    from ldm_vs_gan.report import render
+    from ldm_vs_gan.report.collect import panel
 
-    runs_dirs = [Path(r) for r in args.runs]
-    for r in runs_dirs:
-        if not (r / "config.yaml").is_file():
-            raise UserError(f"{str(r)!r} is not a run directory (no config.yaml)")
+    runs_dirs = _run_dirs(args.runs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     captions = panel(runs_dirs[0], args.panel)
     seeds = list(range(args.panel_seed, args.panel_seed + len(captions)))
+    runs = _collect_runs(runs_dirs, captions, seeds, all_grids=args.grid_runs == "all")
+    md, html = render.write(out, runs, _figures(runs, out), _notes(runs))
+    _write_summary(out / "summary.json", runs)
+    print(f"wrote {md} and {html}")
+    return md
+
+
+def _run_dirs(paths: list[str]) -> list[Path]:
+    runs_dirs = [Path(r) for r in paths]
+    for r in runs_dirs:
+        if not (r / "config.yaml").is_file():
+            raise UserError(f"{str(r)!r} is not a run directory (no config.yaml)")
+    return runs_dirs
+
+
+def _collect_runs(runs_dirs: list[Path], captions, seeds, *, all_grids: bool) -> list:
+    """Every run read; the grid kept for the first run of each family (every run with all_grids)."""
+    from omegaconf import OmegaConf
+
+    from ldm_vs_gan.report.collect import collect
+
     runs, seen_fams = [], set()
     for r in runs_dirs:
-        from omegaconf import OmegaConf
-
         fam = str(OmegaConf.load(r / "config.yaml").model.get("name"))
-        grid = args.grid_runs == "all" or fam not in seen_fams
+        grid = all_grids or fam not in seen_fams
         seen_fams.add(fam)
         runs.append(collect(r, panel_captions=captions, panel_seeds=seeds, with_grid=True))
         if not grid:
             runs[-1].grid = None  # timed for latency, not shown
-    figures = {
+    return runs
+
+
+def _figures(runs, out: Path) -> dict:
+    from ldm_vs_gan.report import plots
+
+    return {
         "samples": plots.sample_grid(runs, out / "samples.png"),
         "curves": plots.training_curves(runs, out / "curves.png"),
         "nfe_fid": plots.nfe_plot(nfe_points(runs, "fid"), "FID (lower better)", out / "nfe_fid.png"),
@@ -102,6 +124,10 @@ def build_report(args) -> Path:
             nfe_points(runs, "fidelity"), "fidelity (higher better)", out / "nfe_fidelity.png"
         ),
     }
+
+
+def _notes(runs) -> list[str]:
+    """Caveats the reader needs next to the numbers: a flattering CLIP score, the toy judge used."""
     notes = []
     for r in runs:
         for ev in r.evals:
@@ -119,7 +145,10 @@ def build_report(args) -> Path:
                 f"accuracy {json.dumps(judge.get('heldout_accuracy'))}"
             )
     notes.append("FID at small N is biased upward: compare only rows with the same N (each table is one N).")
-    md, html = render.write(out, runs, figures, notes)
+    return notes
+
+
+def _write_summary(path: Path, runs) -> None:
     summary = {
         r.name: {
             "family": r.family,
@@ -132,9 +161,7 @@ def build_report(args) -> Path:
         }
         for r in runs
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"wrote {md} and {html}")
-    return md
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
 
 def main(argv=None) -> int:

@@ -16,10 +16,14 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from ldm_vs_gan import distributed
+from ldm_vs_gan.distributed import DistInfo
 from ldm_vs_gan.errors import MissingWeightsError, UserError, bad_value
 from ldm_vs_gan.sample import ArgParser, at_least, check_run, resolve_device
 
@@ -114,16 +118,6 @@ def _score_clip_cfg(args, names: list[str]):
     ccfg = OmegaConf.load(path)
     check_available(clip=ccfg)
     return ccfg
-
-
-def _init_dist(device: str) -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _sampling(family, args) -> dict:
@@ -242,19 +236,101 @@ def _extractor(kind, cfg, ps, args, clip_holder):
     )
 
 
+class _ScoringClip:
+    """The CLIP of CLIP score and of ``--feature clip``: built on first use, once."""
+
+    def __init__(self, score_cfg, label: str | None, family, cfg, device: str):
+        self.score_cfg, self.label, self.family, self.cfg, self.device = score_cfg, label, family, cfg, device
+        self.same: bool | None = None  # the CLIP the run trained with? known once built
+        self._built = None
+
+    def __call__(self) -> tuple:
+        """(clip module on the device, its label)"""
+        if self._built is None:
+            self._built, self.same = self._build()
+        return self._built
+
+    def _build(self) -> tuple:
+        from omegaconf import OmegaConf
+
+        from ldm_vs_gan.components import build_clip
+
+        cfg = self.cfg
+        if self.score_cfg is not None:
+            same = OmegaConf.to_container(self.score_cfg, resolve=True) == OmegaConf.to_container(
+                cfg.clip, resolve=True
+            )
+            return (build_clip(self.score_cfg, data_cfg=cfg.data).to(self.device), self.label), same
+        # the run's own CLIP: the very instance the family holds, when it holds one
+        own = getattr(self.family, "clip", None)
+        clip = (
+            own
+            if own is not None and hasattr(own, "encode_image")
+            else build_clip(cfg.clip, data_cfg=cfg.data)
+        )
+        return (clip.to(self.device), "run"), True
+
+
+@dataclass
+class _Eval:
+    """One evaluation once set up: its flags, place in the group, run, prompt set and settings."""
+
+    args: argparse.Namespace
+    names: list[str]
+    device: str
+    dist: DistInfo
+    family: Any
+    cfg: Any
+    info: dict
+    data: str  # toy | coco
+    n: int
+    feature: str
+    sampling: dict
+    ps: dict
+    clip: _ScoringClip
+
+
+@dataclass
+class _Generated:
+    fake: torch.Tensor
+    sec_per_image: float
+    pool: dict | None = None  # the prompt set the diversity groups index into
+    div_groups: list | None = None
+    div_fake: torch.Tensor | None = None
+
+
 def evaluate(args) -> dict | None:
-    from ldm_vs_gan.metrics import fid as F
-    from ldm_vs_gan.metrics import provenance
-    from ldm_vs_gan.metrics.diversity import group_diversity, pick_prompt_groups
-    from ldm_vs_gan.metrics.features import extract
-    from ldm_vs_gan.metrics.generation import eval_seeds, generate_sharded
-    from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
+    """Generate on every rank, measure and write on rank 0 (which returns the JSON's content)."""
+    ev = _set_up(args)
+    gen = _generate(ev)
+    if not ev.dist.is_main:
+        return None
+    results: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    ext, real = _feature_metrics(ev, gen, results)
+    _inception_score(ev, gen.fake, results, skipped)
+    _clip_score(ev, gen.fake, results)
+    _fidelity(ev, gen.fake, results)
+    out = {"metrics": results, "provenance": _provenance(ev, gen, ext, real, skipped)}
+    path = _write(ev, out)
+    for k, v in results.items():
+        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    print(f"seconds_per_image: {gen.sec_per_image:.4f}")
+    for k, why in skipped.items():
+        print(f"{k}: skipped ({why})")
+    print(f"wrote {path}")
+    return out
+
+
+def _set_up(args) -> _Eval:
+    """Flags, the process group, the run, the sampling settings and the prompt set, in this order:
+    every mistake is found here, before any image is generated."""
     from ldm_vs_gan.training import load_run
 
     names = _metrics(args.metric)
     device = _check_args(args)
     score_cfg = _score_clip_cfg(args, names)
-    rank, world = _init_dist(device)
+    dist = distributed.setup(torch.device(device))
     family, cfg, info = load_run(args.run, weights=args.weights, device=device)
     data = args.data or ("toy" if cfg.data.get("name") == "toy" else "coco")
     n = args.num_samples or (1000 if data == "toy" else 30000)
@@ -265,129 +341,138 @@ def evaluate(args) -> dict | None:
         )
     sampling = _sampling(family, args)
     ps = prompt_set(cfg, data, n, args.seed, args.coco_root)
+    clip = _ScoringClip(score_cfg, args.clip_score_clip, family, cfg, device)
+    return _Eval(args, names, device, dist, family, cfg, info, data, n, feature, sampling, ps, clip)
 
-    clip_cache: dict = {}
 
-    def scoring_clip():
-        if "clip" not in clip_cache:
-            from omegaconf import OmegaConf
+def _generate(ev: _Eval) -> _Generated:
+    """The N evaluation images and, for diversity, K prompts x M seeds (sharded, on every rank)."""
+    from ldm_vs_gan.metrics.generation import eval_seeds, generate_sharded
 
-            from ldm_vs_gan.components import build_clip
-
-            if score_cfg is not None:
-                same = OmegaConf.to_container(score_cfg, resolve=True) == OmegaConf.to_container(
-                    cfg.clip, resolve=True
-                )
-                clip_cache["clip"] = (
-                    build_clip(score_cfg, data_cfg=cfg.data).to(device),
-                    args.clip_score_clip,
-                )
-            else:  # the run's own CLIP (the very instance the family holds, when it holds one)
-                own = getattr(family, "clip", None)
-                clip = (
-                    own
-                    if own is not None and hasattr(own, "encode_image")
-                    else build_clip(cfg.clip, data_cfg=cfg.data)
-                )
-                clip_cache["clip"], same = (clip.to(device), "run"), True
-            clip_cache["same"] = same
-        return clip_cache["clip"]
-
-    seeds = eval_seeds(args.seed, n)
-    fake, sec_per_image = generate_sharded(
-        family, ps["captions"], seeds, batch_size=args.batch_size, sampling=sampling
-    )
-    div_groups = None
-    if "diversity" in names:  # K prompts x M seeds, with the same grouping on real images
-        pool_n = max(n, min(int(cfg.data.get("n_heldout", n)), 2000)) if data == "toy" else n
-        pool = ps if pool_n == n else prompt_set(cfg, data, pool_n, args.seed, args.coco_root)
-        div_groups = pick_prompt_groups(
-            pool["captions"], pool["attributes"], args.diversity_prompts, args.diversity_seeds
-        )
-        if not div_groups:  # no repeated prompts (COCO): generated diversity only
-            div_groups = [[i] for i in range(min(args.diversity_prompts, n))]
+    args = ev.args
+    shard = {"batch_size": args.batch_size, "sampling": ev.sampling, "dist": ev.dist}
+    fake, sec_per_image = generate_sharded(ev.family, ev.ps["captions"], eval_seeds(args.seed, ev.n), **shard)
+    gen = _Generated(fake, sec_per_image)
+    if "diversity" in ev.names:
+        gen.pool, gen.div_groups = _diversity_groups(ev)
         m = args.diversity_seeds
-        div_caps = [pool["captions"][g[0]] for g in div_groups for _ in range(m)]
-        div_fake, _ = generate_sharded(
-            family,
-            div_caps,
-            eval_seeds(args.seed + 7_000_003, len(div_caps)),
-            batch_size=args.batch_size,
-            sampling=sampling,
+        caps = [gen.pool["captions"][g[0]] for g in gen.div_groups for _ in range(m)]
+        gen.div_fake, _ = generate_sharded(
+            ev.family, caps, eval_seeds(args.seed + 7_000_003, len(caps)), **shard
         )
-    if rank != 0:
-        return None
+    return gen
 
-    results: dict[str, float] = {}
-    skipped: dict[str, str] = {}
-    ext = None
-    if {"fid", "kid", "diversity"} & set(names):
-        ext = _extractor(feature, cfg, ps, args, scoring_clip)
-        key = stats_key(
-            data=ps["prov"]["source"],
-            split=ps["prov"]["split"],
-            n=n,
-            resolution=ps["resolution"],
-            extractor=ext,
-            selection=ps["prov"]["selection"],
+
+def _diversity_groups(ev: _Eval) -> tuple[dict, list]:
+    """(prompt pool, K groups of pool indices sharing one prompt); the same grouping is used on the
+    real images. The toy pool is widened to find repeated prompts; COCO has none: one index each."""
+    from ldm_vs_gan.metrics.diversity import pick_prompt_groups
+
+    args, n = ev.args, ev.n
+    pool_n = max(n, min(int(ev.cfg.data.get("n_heldout", n)), 2000)) if ev.data == "toy" else n
+    pool = ev.ps if pool_n == n else prompt_set(ev.cfg, ev.data, pool_n, args.seed, args.coco_root)
+    groups = pick_prompt_groups(
+        pool["captions"], pool["attributes"], args.diversity_prompts, args.diversity_seeds
+    )
+    if not groups:  # no repeated prompts (COCO): generated diversity only
+        groups = [[i] for i in range(min(args.diversity_prompts, n))]
+    return pool, groups
+
+
+def _feature_metrics(ev: _Eval, gen: _Generated, results: dict) -> tuple:
+    """FID, KID and diversity in the chosen feature space, against cached real statistics; returns
+    (extractor, real statistics), both None when none of them was asked for."""
+    from ldm_vs_gan.metrics import fid as F
+    from ldm_vs_gan.metrics.features import extract
+    from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
+
+    if not {"fid", "kid", "diversity"} & set(ev.names):
+        return None, None
+    ps = ev.ps
+    ext = _extractor(ev.feature, ev.cfg, ps, ev.args, ev.clip)
+    key = stats_key(
+        data=ps["prov"]["source"],
+        split=ps["prov"]["split"],
+        n=ev.n,
+        resolution=ps["resolution"],
+        extractor=ext,
+        selection=ps["prov"]["selection"],
+    )
+    real = real_stats(key, lambda: torch.cat([extract(ext, c) for c in ps["real"]()]))
+    fake_f = extract(ext, gen.fake)
+    if "fid" in ev.names:
+        results["fid"] = F.fid_from_stats(real.sum, real.cov_sum, real.n, fake_f)
+    if "kid" in ev.names:
+        results["kid"], results["kid_std"], results["kid_subset_size"] = F.kid_from_features(
+            real.features, fake_f, seed=ev.args.seed
         )
-        real = real_stats(key, lambda: torch.cat([extract(ext, c) for c in ps["real"]()]))
-        fake_f = extract(ext, fake)
-        if "fid" in names:
-            results["fid"] = F.fid_from_stats(real.sum, real.cov_sum, real.n, fake_f)
-        if "kid" in names:
-            results["kid"], results["kid_std"], results["kid_subset_size"] = F.kid_from_features(
-                real.features, fake_f, seed=args.seed
-            )
-        if "diversity" in names:
-            m = args.diversity_seeds
-            df = extract(ext, div_fake).numpy()
-            results["diversity"] = group_diversity([df[i * m : (i + 1) * m] for i in range(len(div_groups))])
-            if len(div_groups[0]) >= 2:
-                real_imgs = torch.cat(list(pool["real"]()))
-                results["diversity_real"] = group_diversity(
-                    [extract(ext, real_imgs[g]).numpy() for g in div_groups]
-                )
-                results["diversity_ratio"] = results["diversity"] / results["diversity_real"]
-            results["diversity_prompts"], results["diversity_seeds"] = float(len(div_groups)), float(m)
-    if "is" in names:
-        from ldm_vs_gan.metrics.features import InceptionFeatures
+    if "diversity" in ev.names:
+        results.update(_diversity(ev, gen, ext))
+    return ext, real
 
-        try:
-            logits = extract(InceptionFeatures(args.inception_weights, output="logits_unbiased"), fake)
-            results["is"], results["is_std"] = F.inception_score_from_logits(logits, seed=args.seed)
-        except MissingWeightsError as e:
-            if args.metric != "all":
-                raise
-            skipped["is"] = str(e)  # `all` on the toy world: IS is Inception-only; said, not hidden
-    if "clip_score" in names:
-        from ldm_vs_gan.metrics.clip_score import clip_score
 
-        clip, _ = scoring_clip()
-        results["clip_score"] = clip_score(clip, fake.to(device), ps["captions"])
-    if "fidelity" in names:
-        from ldm_vs_gan.data.judge import load_judge
+def _diversity(ev: _Eval, gen: _Generated, ext) -> dict[str, float]:
+    """Mean feature spread over the M seeds of each prompt; against real images of the same prompts
+    when each group holds several."""
+    from ldm_vs_gan.metrics.diversity import group_diversity
+    from ldm_vs_gan.metrics.features import extract
 
-        judge = load_judge(ps["data_cfg"])
-        for k, v in judge.fidelity(fake, ps["attributes"]).items():
-            results["fidelity" if k == "overall" else f"fidelity/{k}"] = float(v)
-        results.setdefault(
-            "judge_heldout_accuracy", float(judge.heldout_accuracy.get("overall", float("nan")))
-        )
+    m, groups = ev.args.diversity_seeds, gen.div_groups
+    df = extract(ext, gen.div_fake).numpy()
+    out = {"diversity": group_diversity([df[i * m : (i + 1) * m] for i in range(len(groups))])}
+    if len(groups[0]) >= 2:
+        real_imgs = torch.cat(list(gen.pool["real"]()))
+        out["diversity_real"] = group_diversity([extract(ext, real_imgs[g]).numpy() for g in groups])
+        out["diversity_ratio"] = out["diversity"] / out["diversity_real"]
+    out["diversity_prompts"], out["diversity_seeds"] = float(len(groups)), float(m)
+    return out
 
+
+def _inception_score(ev: _Eval, fake: torch.Tensor, results: dict, skipped: dict) -> None:
+    from ldm_vs_gan.metrics import fid as F
+    from ldm_vs_gan.metrics.features import InceptionFeatures, extract
+
+    if "is" not in ev.names:
+        return
+    try:
+        logits = extract(InceptionFeatures(ev.args.inception_weights, output="logits_unbiased"), fake)
+        results["is"], results["is_std"] = F.inception_score_from_logits(logits, seed=ev.args.seed)
+    except MissingWeightsError as e:
+        if ev.args.metric != "all":
+            raise
+        skipped["is"] = str(e)  # `all` on the toy world: IS is Inception-only; said, not hidden
+
+
+def _clip_score(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
+    from ldm_vs_gan.metrics.clip_score import clip_score
+
+    if "clip_score" in ev.names:
+        clip, _ = ev.clip()
+        results["clip_score"] = clip_score(clip, fake.to(ev.device), ev.ps["captions"])
+
+
+def _fidelity(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
+    from ldm_vs_gan.data.judge import load_judge
+
+    if "fidelity" not in ev.names:
+        return
+    judge = load_judge(ev.ps["data_cfg"])
+    for k, v in judge.fidelity(fake, ev.ps["attributes"]).items():
+        results["fidelity" if k == "overall" else f"fidelity/{k}"] = float(v)
+    results.setdefault("judge_heldout_accuracy", float(judge.heldout_accuracy.get("overall", float("nan"))))
+
+
+def _provenance(ev: _Eval, gen: _Generated, ext, real, skipped: dict) -> dict:
+    """Everything that made the numbers: code, data, weights, sampling, seed, extractor, judge."""
+    from ldm_vs_gan.metrics import provenance
+
+    args, names = ev.args, ev.names
     prov = provenance.build(
-        num_samples=n,
+        num_samples=ev.n,
         extractor=ext.provenance() if ext is not None else None,
-        data=ps["prov"],
-        checkpoint={
-            "run_dir": str(Path(args.run).resolve()),
-            "images_seen": int(info["images_seen"]),
-            "checkpoint": info.get("checkpoint"),
-            "weights": info.get("weights"),
-            "weights_sha256": info.get("weights_sha256"),
-            "family": cfg.model.get("name"),
-        },
-        sampling=sampling,
+        data=ev.ps["prov"],
+        checkpoint=_checkpoint_provenance(ev),
+        sampling=ev.sampling,
         sampling_overrides={
             k: v
             for k, v in (("sampler", args.sampler), ("steps", args.steps), ("guidance", args.guidance))
@@ -395,39 +480,47 @@ def evaluate(args) -> dict | None:
         },
         seed=args.seed,
         metrics=names,
-        world_size=world,
-        seconds_per_image=sec_per_image,
-        device=device,
+        world_size=ev.dist.world_size,
+        seconds_per_image=gen.sec_per_image,
+        device=ev.device,
         skipped=skipped,
         clip_score_clip=(
             None
             if "clip_score" not in names
-            else {"config": args.clip_score_clip or "run", "same_clip_as_training": clip_cache.get("same")}
+            else {"config": args.clip_score_clip or "run", "same_clip_as_training": ev.clip.same}
         ),
         real_stats_cache={"path": str(real.path), "hit": real.hit} if ext is not None else None,
     )
-    if data == "toy" and ("fidelity" in names or feature == "toy"):
+    if ev.data == "toy" and ("fidelity" in names or ev.feature == "toy"):
         from ldm_vs_gan.data.judge import load_judge
 
-        j = load_judge(ps["data_cfg"])
+        j = load_judge(ev.ps["data_cfg"])
         prov["judge"] = {"name": j.name, "sha256": j.sha256, "heldout_accuracy": dict(j.heldout_accuracy)}
-    out = {"metrics": results, "provenance": prov}
-    path = (
-        Path(args.out)
-        if args.out
-        else Path(args.run) / "eval" / f"eval_{_tag(names, feature, n, sampling, args.seed)}.json"
-    )
+    return prov
+
+
+def _checkpoint_provenance(ev: _Eval) -> dict:
+    info = ev.info
+    return {
+        "run_dir": str(Path(ev.args.run).resolve()),
+        "images_seen": int(info["images_seen"]),
+        "checkpoint": info.get("checkpoint"),
+        "weights": info.get("weights"),
+        "weights_sha256": info.get("weights_sha256"),
+        "family": ev.cfg.model.get("name"),
+    }
+
+
+def _write(ev: _Eval, out: dict) -> Path:
+    """``--out``, else ``RUN/eval/eval_<tag>.json``, written atomically; returns the path."""
+    args = ev.args
+    tag = _tag(ev.names, ev.feature, ev.n, ev.sampling, args.seed)
+    path = Path(args.out) if args.out else Path(args.run) / "eval" / f"eval_{tag}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=2, default=str) + "\n")
     os.replace(tmp, path)
-    for k, v in results.items():
-        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
-    print(f"seconds_per_image: {sec_per_image:.4f}")
-    for k, why in skipped.items():
-        print(f"{k}: skipped ({why})")
-    print(f"wrote {path}")
-    return out
+    return path
 
 
 def _tag(names, feature, n, sampling, seed) -> str:
@@ -442,11 +535,7 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+    # a process group made for this evaluation is left to the process's exit (see distributed.setup)
     return 0
 
 

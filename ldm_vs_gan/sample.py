@@ -147,11 +147,6 @@ def _out_dir(args) -> Path:
 def _run(args) -> int:
     device = _check_args(args)
     out = _out_dir(args)  # before the model loads: a bad folder fails in a second
-    import torch
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
-    from torchvision.utils import make_grid
-
     from ldm_vs_gan.training import load_run
 
     family, cfg, info = load_run(args.run, weights=args.weights, device=device)
@@ -162,17 +157,38 @@ def _run(args) -> int:
 
     seeds = list(range(args.seed, args.seed + args.n))
     jobs = [(p, s) for p in args.prompt for s in seeds]
-    images = []
-    for i in range(0, len(jobs), args.batch_size):
-        chunk = jobs[i : i + args.batch_size]
-        images.append(
-            family.generate(
-                [p for p, _ in chunk], torch.tensor([s for _, s in chunk], dtype=torch.int64), **given
-            )
-        )
-    images = torch.cat(images)
+    images = _generate(family, jobs, args.batch_size, given)
+    common = _png_metadata(args, name, info, effective)
+    _save_images(out, jobs, images, common)
+    _save_grid(
+        out / "grid.png",
+        images,
+        args.nrow or args.n,
+        {"prompts": json.dumps(args.prompt), "seeds": json.dumps(seeds), **common},
+    )
+    settings = ", ".join(f"{k}={v}" for k, v in effective.items())
+    print(
+        f"wrote {len(jobs)} images + grid.png to {out} ({name}, {settings}, "
+        f"checkpoint {info.get('checkpoint')} at {info.get('images_seen')} images)"
+    )
+    return 0
 
-    common = {
+
+def _generate(family, jobs: list[tuple[str, int]], batch_size: int, given: dict):
+    """uint8 images of the (prompt, seed) jobs, in order, ``batch_size`` per forward pass."""
+    import torch
+
+    images = []
+    for i in range(0, len(jobs), batch_size):
+        chunk = jobs[i : i + batch_size]
+        seeds = torch.tensor([s for _, s in chunk], dtype=torch.int64)
+        images.append(family.generate([p for p, _ in chunk], seeds, **given))
+    return torch.cat(images)
+
+
+def _png_metadata(args, name: str, info: dict, effective: dict) -> dict[str, str]:
+    """Text fields every PNG carries: the run, its weights and the sampling settings used."""
+    return {
         "family": name,
         "run": str(Path(args.run).resolve()),
         "checkpoint": str(info.get("checkpoint")),
@@ -181,25 +197,29 @@ def _run(args) -> int:
         "weights_sha256": json.dumps(info.get("weights_sha256")),
         **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in effective.items()},
     }
-    paths = []
+
+
+def _png(path: Path, chw, meta: dict[str, str]) -> None:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for k, v in meta.items():
+        info.add_text(k, v)
+    Image.fromarray(chw.permute(1, 2, 0).cpu().numpy()).save(path, pnginfo=info)
+
+
+def _save_images(out: Path, jobs, images, common: dict[str, str]) -> None:
     for (prompt, seed), img in zip(jobs, images):
-        meta = PngInfo()
-        for k, v in {"prompt": prompt, "seed": str(seed), **common}.items():
-            meta.add_text(k, v)
-        p = out / f"{_slug(prompt, 32)}-seed{seed}.png"
-        Image.fromarray(img.permute(1, 2, 0).cpu().numpy()).save(p, pnginfo=meta)
-        paths.append(p)
-    grid = make_grid(images, nrow=args.nrow or args.n, padding=2, pad_value=255)
-    meta = PngInfo()
-    for k, v in {"prompts": json.dumps(args.prompt), "seeds": json.dumps(seeds), **common}.items():
-        meta.add_text(k, v)
-    Image.fromarray(grid.permute(1, 2, 0).cpu().numpy()).save(out / "grid.png", pnginfo=meta)
-    settings = ", ".join(f"{k}={v}" for k, v in effective.items())
-    print(
-        f"wrote {len(paths)} images + grid.png to {out} ({name}, {settings}, "
-        f"checkpoint {info.get('checkpoint')} at {info.get('images_seen')} images)"
-    )
-    return 0
+        _png(
+            out / f"{_slug(prompt, 32)}-seed{seed}.png", img, {"prompt": prompt, "seed": str(seed), **common}
+        )
+
+
+def _save_grid(path: Path, images, nrow: int, meta: dict[str, str]) -> None:
+    from torchvision.utils import make_grid
+
+    _png(path, make_grid(images, nrow=nrow, padding=2, pad_value=255), meta)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ldm_vs_gan import distributed
 from ldm_vs_gan.metrics.generation import eval_seeds, generate_sharded
 
 
@@ -30,15 +31,23 @@ def _free_port():
 
 
 def _worker(rank, world, port, n, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # the variables torchrun exports, so the group is made by the same set-up as training's
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+    )
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    info = distributed.setup("cpu")
+    assert info.owns_group and (info.rank, info.world_size) == (rank, world)
     try:
         caps = [f"prompt {i}" for i in range(n)]
-        imgs, lat = generate_sharded(StandIn(), caps, eval_seeds(0, n), batch_size=3)
+        imgs, lat = generate_sharded(StandIn(), caps, eval_seeds(0, n), batch_size=3, dist=info)
         torch.save(imgs, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
-        dist.destroy_process_group()
+        dist.destroy_process_group()  # spawned workers exit without running atexit handlers
 
 
 def test_two_gloo_ranks_exactly_n_no_duplicates(tmp_path):

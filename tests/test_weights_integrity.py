@@ -133,3 +133,21 @@ def test_unreadable_manifest_and_checkpoint_are_one_line(trained, tmp_path, caps
         with pytest.raises(UserError) as e:
             load_run(rd, weights="raw")
         assert str(rd / "checkpoints/last.pt") in str(e.value) and "\n" not in str(e.value)
+
+
+def test_load_run_rebuilds_the_frozen_parts_the_run_trained_with(trained):
+    """Frozen parts with random weights (the tiny CLIP and VAE) come from the run's seed, as in
+    training: two loads give the same family, and the caller's RNG streams do not move."""
+    import torch
+
+    from ldm_vs_gan.training import load_run
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a, _, _ = load_run(trained)
+    b, _, _ = load_run(trained)
+    assert torch.equal(torch.rand(3), expected)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any("clip" in k for k in sa)  # the frozen CLIP is part of what was compared

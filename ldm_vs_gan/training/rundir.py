@@ -249,7 +249,11 @@ def load_run(run_dir, *, weights: str = "ema", device="cpu"):
     with reading(rd.path / "config.yaml", "is not a readable run config"):
         cfg = OmegaConf.load(rd.path / "config.yaml")
         family_cls = get_class(cfg.model._target_)
-    family = family_cls.from_config(cfg)
+    # Seeded as the trainer seeds it: frozen parts built from random weights (source: random) are
+    # then the ones the run trained with; the caller's RNG streams are left as they were.
+    with ckpt.isolated_rng():
+        ckpt.seed_all(int(cfg.seed))
+        family = family_cls.from_config(cfg)
     for name, m in family.networks().items():
         with reading(files.get(name, rd.last_checkpoint), f"does not fit network {name!r} of config.yaml"):
             m.load_state_dict(tensors[name])
