@@ -94,11 +94,13 @@ def bench(name: str, batch: int, steps: int) -> dict:
     b = Batch(torch.rand(batch, 3, res, res) * 2 - 1, caps[:batch])
 
     def step():
+        scratch: dict = {}  # one per step, shared by its phases, as the loop does (no DDP here)
         for ph in fam.phases():
+            on = set(ph.networks) | set(ph.records_graph_for)
             for n, m in nets.items():
-                m.requires_grad_(n in ph.networks)
+                m.requires_grad_(n in on)
             opts[ph.name].zero_grad(set_to_none=True)
-            loss, _ = fam.loss(ph.name, b, StepContext(nets=nets))
+            loss, _ = fam.loss(ph.name, b, StepContext(nets=nets, scratch=scratch, share_across_phases=True))
             loss.backward()
             opts[ph.name].step()
 
@@ -110,7 +112,6 @@ def bench(name: str, batch: int, steps: int) -> dict:
     train_gflop = counter.get_total_flops() / batch / 1e9
     t = time.perf_counter()
     for _ in range(steps):
-        fam._sent_cache = None  # a new batch each step: the text encoder is part of the cost
         step()
     train_ips = steps * batch / (time.perf_counter() - t)
     counter = FlopCounterMode(display=False)
@@ -210,12 +211,14 @@ def flops_only(name: str) -> dict:
     nets, n = fam.networks(), 2
     b = Batch(torch.zeros(n, 3, res, res, device="meta"), ["a small red circle"] * n)
     out = {"config": name, "resolution": res}
+    scratch: dict = {}  # both phases of one step, as the loop runs them
     for ph in fam.phases():
+        on = set(ph.networks) | set(ph.records_graph_for)
         for k, m in nets.items():
-            m.requires_grad_(k in ph.networks)
+            m.requires_grad_(k in on)
         c = FlopCounterMode(display=False)
         with c:
-            loss, _ = fam.loss(ph.name, b, StepContext(nets=nets))
+            loss, _ = fam.loss(ph.name, b, StepContext(nets=nets, scratch=scratch, share_across_phases=True))
             loss.backward()
         out[f"{ph.name}_gflop_per_img"] = round(c.get_total_flops() / n / 1e9, 2)
     c = FlopCounterMode(display=False)

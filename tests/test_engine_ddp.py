@@ -7,22 +7,16 @@ two halves equals the single process's gradient up to float summation order (all
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from test_engine_support import REPO, make_cfg, write_cfg
+from support import standin_data
+from support.engine import REPO, make_cfg, subprocess_env, write_cfg
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
-
-
-def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO), env.get("PYTHONPATH", "")])
-    return env
 
 
 def _nets(run_dir):
@@ -37,16 +31,10 @@ def _close(a, b):
                 assert torch.allclose(t, other[k], rtol=1e-4, atol=1e-6), f"{part}/{net}/{k}"
 
 
-def test_two_process_gloo_matches_one_process(tmp_path, monkeypatch):
+def test_two_process_gloo_matches_one_process(tmp_path):
     """With and without gradient accumulation; one torchrun launch trains both configs."""
-    from test_engine_support import standin_build_loader, standin_heldout_batch
-
-    import ldm_vs_gan.data as data
     from ldm_vs_gan.training import run
 
-    monkeypatch.setattr(data, "build_loader", standin_build_loader, raising=False)
-    monkeypatch.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
-    torch.set_num_threads(1)
     files = []
     for acc in (1, 2):
         over = {
@@ -55,7 +43,7 @@ def test_two_process_gloo_matches_one_process(tmp_path, monkeypatch):
             "trainer.accumulate": acc,
             "trainer.ema.decay": 0.5,
         }
-        run(make_cfg(tmp_path / f"one{acc}", **over))
+        run(make_cfg(tmp_path / f"one{acc}", **over), data=standin_data)
         files.append(str(write_cfg(make_cfg(tmp_path / f"two{acc}", **over), tmp_path / f"two{acc}.yaml")))
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -66,7 +54,7 @@ def test_two_process_gloo_matches_one_process(tmp_path, monkeypatch):
             str(REPO / "tests/test_engine_support.py"),
             *files,
         ],
-        env=_env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -4,7 +4,6 @@ and the fp16/bf16 code paths on CPU."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,24 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_engine_support import REPO, make_cfg, write_cfg
-
-
-@pytest.fixture
-def standin(monkeypatch):
-    from test_engine_support import standin_build_loader, standin_heldout_batch
-
-    import ldm_vs_gan.data as data
-
-    monkeypatch.setattr(data, "build_loader", standin_build_loader, raising=False)
-    monkeypatch.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
-    torch.set_num_threads(1)
-
-
-def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO), env.get("PYTHONPATH", "")])
-    return env
+from support import standin_data
+from support.engine import REPO, make_cfg, subprocess_env, write_cfg
 
 
 def _records(run_dir):
@@ -41,12 +24,12 @@ def _load(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_nonfinite_loss_stops_and_last_checkpoint_loads(tmp_path, standin):
+def test_nonfinite_loss_stops_and_last_checkpoint_loads(tmp_path):
     from ldm_vs_gan.training import run
     from ldm_vs_gan.training.guards import NonFiniteError
 
     with pytest.raises(NonFiniteError) as info:
-        run(make_cfg(tmp_path / "r", **{"model.nan_at_images": 80}))
+        run(make_cfg(tmp_path / "r", **{"model.nan_at_images": 80}), data=standin_data)
     msg = str(info.value)
     assert "\n" not in msg and "non-finite loss in phase 'generator' at images_seen=80" in msg
     assert "images_seen=64) is intact" in msg and "trainer.on_nonfinite=skip" in msg
@@ -55,44 +38,48 @@ def test_nonfinite_loss_stops_and_last_checkpoint_loads(tmp_path, standin):
     assert all(torch.isfinite(t).all() for t in state["networks"]["generator"].values())
 
 
-def test_nonfinite_skip_counts_and_keeps_weights(tmp_path, standin):
+def test_nonfinite_skip_counts_and_keeps_weights(tmp_path):
     from ldm_vs_gan.training import run
 
-    rd = run(make_cfg(tmp_path / "r", **{"model.nan_at_images": 80, "trainer.on_nonfinite": "skip"}))
+    rd = run(
+        make_cfg(tmp_path / "r", **{"model.nan_at_images": 80, "trainer.on_nonfinite": "skip"}),
+        data=standin_data,
+    )
     state = _load(rd / "checkpoints/last.pt")
     assert state["images_seen"] == 128 and state["nonfinite_skipped"] == 3  # steps at 80, 96, 112
     assert all(torch.isfinite(t).all() for t in state["networks"]["generator"].values())
     assert _records(rd)[-1]["nonfinite_skipped"] == 3
     # skipped steps leave the networks alone: equal to a run that stopped after the last good step
-    ref = run(make_cfg(tmp_path / "ref", **{"trainer.max_images": 80}))
+    ref = run(make_cfg(tmp_path / "ref", **{"trainer.max_images": 80}), data=standin_data)
     good = _load(ref / "checkpoints/last.pt")
     for name, sd in good["networks"].items():
         for k, t in sd.items():
             assert torch.equal(t, state["networks"][name][k]), f"{name}/{k}"
 
 
-def test_impossible_batch_fails_before_any_work(tmp_path, standin):
+def test_impossible_batch_fails_before_any_work(tmp_path):
     from ldm_vs_gan.errors import ConfigError
     from ldm_vs_gan.training import run
 
     with pytest.raises(ConfigError, match=r"trainer.batch_size=16 must be divisible by .*=3"):
-        run(make_cfg(tmp_path / "r", **{"trainer.accumulate": 3}))
+        run(make_cfg(tmp_path / "r", **{"trainer.accumulate": 3}), data=standin_data)
     assert not (tmp_path / "r").exists()
     with pytest.raises(
         ConfigError, match="trainer.on_nonfinite='ignore' is not allowed; choose one of: stop, skip"
     ):
-        run(make_cfg(tmp_path / "r", **{"trainer.on_nonfinite": "ignore"}))
+        run(make_cfg(tmp_path / "r", **{"trainer.on_nonfinite": "ignore"}), data=standin_data)
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_reduced_precision_paths_run_on_cpu(tmp_path, standin, precision):
+def test_reduced_precision_paths_run_on_cpu(tmp_path, precision):
     from ldm_vs_gan.training import run
 
     rd = run(
         make_cfg(
             tmp_path / precision,
             **{"trainer.precision": precision, "trainer.max_images": 32, "trainer.sample_every": 0},
-        )
+        ),
+        data=standin_data,
     )
     recs = _records(rd)
     assert [r["images_seen"] for r in recs] == [16, 32]
@@ -112,7 +99,7 @@ def test_sigterm_writes_checkpoint_and_exits_resumable(tmp_path):
             str(REPO / "tests/test_engine_support.py"),
             str(write_cfg(cfg, tmp_path / "c.yaml")),
         ],
-        env=_env(),
+        env=subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -158,7 +145,7 @@ def test_sigkill_during_checkpoint_write_never_leaves_unreadable_last(tmp_path):
     d = tmp_path / "checkpoints"
     ckpt.save_with_copies({"v": torch.full((1 << 20,), 1.0), "i": 1}, d, 1, keep=0, periodic=False)
     # 1) killed at a known point inside the write: the old version survives intact
-    p = subprocess.Popen([sys.executable, "-c", _WRITER, str(d), "stall"], env=_env())
+    p = subprocess.Popen([sys.executable, "-c", _WRITER, str(d), "stall"], env=subprocess_env())
     deadline = time.time() + 120
     while not (d / "writing").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -181,7 +168,7 @@ def test_sigkill_at_arbitrary_moments_of_continuous_writes(tmp_path):
     ckpt.save_with_copies({"v": torch.full((1 << 20,), 1.0), "i": 1}, d, 1, keep=0, periodic=False)
     for delay in (0.3, 0.77, 1.3):
         (d / "started").unlink(missing_ok=True)
-        p = subprocess.Popen([sys.executable, "-c", _WRITER, str(d), "loop"], env=_env())
+        p = subprocess.Popen([sys.executable, "-c", _WRITER, str(d), "loop"], env=subprocess_env())
         deadline = time.time() + 120
         while not (d / "started").exists() and time.time() < deadline:
             time.sleep(0.02)

@@ -7,18 +7,8 @@ import json
 import pytest
 import torch
 from omegaconf import OmegaConf
-from test_engine_support import CONFIGS, make_cfg
-
-
-@pytest.fixture(autouse=True)
-def _standin(monkeypatch):
-    from test_engine_support import standin_build_loader, standin_heldout_batch
-
-    import ldm_vs_gan.data as data
-
-    monkeypatch.setattr(data, "build_loader", standin_build_loader, raising=False)
-    monkeypatch.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
-    torch.set_num_threads(1)
+from support import standin_data
+from support.engine import CONFIGS, make_cfg
 
 
 def _records(rd):
@@ -43,7 +33,9 @@ def test_quick_eval_runs_for_generative_families_with_ema_weights(tmp_path, monk
         return {"fid_toy": 1.5}
 
     monkeypatch.setattr(metrics, "quick_eval", fake_quick_eval, raising=False)
-    rd = run(make_cfg(tmp_path / "r", **{"trainer.eval_every": 64, "trainer.ema.decay": 0.5}))
+    rd = run(
+        make_cfg(tmp_path / "r", **{"trainer.eval_every": 64, "trainer.ema.decay": 0.5}), data=standin_data
+    )
     evals = [r for r in _records(rd) if "eval/mse" in r]
     assert [r["images_seen"] for r in evals] == [64, 128]
     assert all(r["eval/fid_toy"] == 1.5 and r["ema"] is True for r in evals)
@@ -64,7 +56,7 @@ def test_quick_eval_missing_is_reported_not_fatal(tmp_path, monkeypatch, capsys)
     from ldm_vs_gan.training import run
 
     monkeypatch.delattr(metrics, "quick_eval", raising=False)
-    rd = run(make_cfg(tmp_path / "r", **{"trainer.eval_every": 128}))
+    rd = run(make_cfg(tmp_path / "r", **{"trainer.eval_every": 128}), data=standin_data)
     assert "quick_eval is not available" in capsys.readouterr().err
     assert [r for r in _records(rd) if "eval/mse" in r]
 
@@ -78,7 +70,7 @@ def test_quick_eval_errors_propagate(tmp_path, monkeypatch):
 
     monkeypatch.setattr(metrics, "quick_eval", broken, raising=False)
     with pytest.raises(RuntimeError, match="judge exploded"):
-        run(make_cfg(tmp_path / "r", **{"trainer.eval_every": 64}))
+        run(make_cfg(tmp_path / "r", **{"trainer.eval_every": 64}), data=standin_data)
 
 
 @pytest.mark.slow
@@ -87,7 +79,7 @@ def test_wandb_offline_logs_scalars_and_sample_grids(tmp_path):
 
     cfg = make_cfg(tmp_path / "r", **{"trainer.max_images": 64})
     cfg.logger = OmegaConf.load(CONFIGS / "logger" / "wandb.yaml")
-    rd = run(cfg)
+    rd = run(cfg, data=standin_data)
     runs = list((rd / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("files/media/images/samples_64_*.png"))

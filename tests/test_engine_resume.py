@@ -7,18 +7,8 @@ import time
 
 import pytest
 import torch
-from test_engine_support import make_cfg
-
-
-@pytest.fixture(autouse=True)
-def _standin(monkeypatch):
-    from test_engine_support import standin_build_loader, standin_heldout_batch
-
-    import ldm_vs_gan.data as data
-
-    monkeypatch.setattr(data, "build_loader", standin_build_loader, raising=False)
-    monkeypatch.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
-    torch.set_num_threads(1)
+from support import standin_data
+from support.engine import make_cfg
 
 
 def _load(path):
@@ -46,10 +36,10 @@ def test_resume_is_exact(tmp_path):
 
     t0 = time.perf_counter()
     common = {"trainer.accumulate": 2, "trainer.warmup_images": 48, "trainer.ema.decay": 0.9}
-    run(make_cfg(tmp_path / "full", **common))
-    run(make_cfg(tmp_path / "half", **common, **{"trainer.max_images": 64}))
+    run(make_cfg(tmp_path / "full", **common), data=standin_data)
+    run(make_cfg(tmp_path / "half", **common, **{"trainer.max_images": 64}), data=standin_data)
     assert _load(tmp_path / "half/checkpoints/last.pt")["images_seen"] == 64
-    run(make_cfg(tmp_path / "half", **common))  # same run dir, full budget: resumes at 64
+    run(make_cfg(tmp_path / "half", **common), data=standin_data)  # same run dir, full budget: resumes at 64
     full, half = _load(tmp_path / "full/checkpoints/last.pt"), _load(tmp_path / "half/checkpoints/last.pt")
     assert full["images_seen"] == half["images_seen"] == 128 and full["step"] == half["step"] == 8
     for key in ("networks", "optimizers", "ema", "rng", "skipped"):
@@ -75,7 +65,7 @@ def test_resume_is_exact(tmp_path):
 def test_run_dir_layout_and_load_run(tmp_path):
     from ldm_vs_gan.training import load_run, run
 
-    rd = run(make_cfg(tmp_path / "r", **{"trainer.ema.decay": 0.5}))
+    rd = run(make_cfg(tmp_path / "r", **{"trainer.ema.decay": 0.5}), data=standin_data)
     assert (rd / "config.yaml").exists() and (rd / "checkpoints/last.pt").exists()
     # keep_checkpoints=2 periodic copies at 64 and 128 (smoke: ckpt_every=64)
     assert sorted(p.name for p in (rd / "checkpoints").glob("images_*.pt")) == [
@@ -101,9 +91,12 @@ def test_run_dir_layout_and_load_run(tmp_path):
 def test_init_from_copies_weights_and_starts_fresh(tmp_path):
     from ldm_vs_gan.training import run
 
-    src = run(make_cfg(tmp_path / "src", **{"trainer.max_images": 32}))
+    src = run(make_cfg(tmp_path / "src", **{"trainer.max_images": 32}), data=standin_data)
     # lr 0: the new run's weights stay those it was initialised with
-    dst = run(make_cfg(tmp_path / "dst", init_from=str(src), **{"trainer.max_images": 16, "model.lr": 0.0}))
+    dst = run(
+        make_cfg(tmp_path / "dst", init_from=str(src), **{"trainer.max_images": 16, "model.lr": 0.0}),
+        data=standin_data,
+    )
     a, b = _load(src / "checkpoints/last.pt"), _load(dst / "checkpoints/last.pt")
     assert b["images_seen"] == 16
     _assert_same(a["networks"], b["networks"], "networks")
@@ -113,9 +106,9 @@ def test_resume_refuses_another_model(tmp_path):
     from ldm_vs_gan.errors import ConfigError
     from ldm_vs_gan.training import run
 
-    run(make_cfg(tmp_path / "r", **{"trainer.max_images": 16}))
+    run(make_cfg(tmp_path / "r", **{"trainer.max_images": 16}), data=standin_data)
     with pytest.raises(ConfigError, match="model"):
-        run(make_cfg(tmp_path / "r", **{"model.hidden": 32}))
+        run(make_cfg(tmp_path / "r", **{"model.hidden": 32}), data=standin_data)
 
 
 def test_run_leaves_the_callers_rng_streams_alone(tmp_path):
@@ -134,6 +127,6 @@ def test_run_leaves_the_callers_rng_streams_alone(tmp_path):
     torch.manual_seed(5)
     np.random.seed(5)
     random.seed(5)
-    run(make_cfg(tmp_path / "r", **{"trainer.max_images": 16}))
+    run(make_cfg(tmp_path / "r", **{"trainer.max_images": 16}), data=standin_data)
     got = (torch.rand(3), np.random.rand(), random.random())
     assert torch.equal(expected[0], got[0]) and expected[1:] == got[1:]

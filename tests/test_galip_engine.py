@@ -7,17 +7,11 @@ import json
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
-from test_engine_support import CONFIGS, RES
+from support import standin_data
+from support.engine import CONFIGS, RES
 
 
-def test_tiny_galip_trains_through_the_engine(tmp_path, monkeypatch):
-    from test_engine_support import standin_build_loader, standin_heldout_batch
-
-    import ldm_vs_gan.data as data
-
-    monkeypatch.setattr(data, "build_loader", standin_build_loader, raising=False)
-    monkeypatch.setattr(data, "heldout_batch", standin_heldout_batch, raising=False)
-    torch.set_num_threads(1)
+def test_tiny_galip_trains_through_the_engine(tmp_path):
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = compose(
             "train",
@@ -35,7 +29,7 @@ def test_tiny_galip_trains_through_the_engine(tmp_path, monkeypatch):
         cfg.data.name = "standin"
     from ldm_vs_gan.training import load_run, run
 
-    rd = run(cfg)
+    rd = run(cfg, data=standin_data)
     rows = [json.loads(ln) for ln in (rd / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "discriminator/loss" in r]
     assert [r["images_seen"] for r in steps] == [16, 32, 48, 64]

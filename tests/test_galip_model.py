@@ -6,9 +6,9 @@ import copy
 import pytest
 import torch
 from omegaconf import OmegaConf
+from support.galip import batch, enter_phase, tiny_family
 
-from ldm_vs_gan.components import FrozenCLIP, build_clip
-from ldm_vs_gan.data.batch import Batch
+from ldm_vs_gan.components import FrozenCLIP
 from ldm_vs_gan.errors import ConfigError
 from ldm_vs_gan.galip import arch
 from ldm_vs_gan.galip.family import GALIPFamily
@@ -25,35 +25,6 @@ OFFICIAL = {  # REFERENCE.md s2: the official widths at ViT-B/32, 224 px
     },
     "discriminator": {"out_channels": 512, "assessor_channels": 128},
 }
-TINY = {
-    "z_dim": 8,
-    "generator": {
-        "bridge_channels": 8,
-        "bridge_mid_channels": 4,
-        "bridge_blocks": 1,
-        "ngf": 8,
-        "max_mult": 2,
-    },
-    "discriminator": {"out_channels": 8, "assessor_channels": 4},
-}
-
-
-def tiny_clip(resolution=16):
-    cfg = OmegaConf.load("configs/clip/tiny.yaml")
-    torch.manual_seed(0)
-    return build_clip(cfg, data_cfg=OmegaConf.create({"resolution": resolution}))
-
-
-def tiny_family(resolution=16, **over):
-    cfg = OmegaConf.merge(OmegaConf.create(TINY), OmegaConf.create(over))
-    torch.manual_seed(0)
-    return GALIPFamily(tiny_clip(resolution), cfg, resolution)
-
-
-def batch(n=4, res=16):
-    torch.manual_seed(1)
-    caps = ["a small red circle", "a large blue square", "one small green cross", "a yellow triangle"]
-    return Batch(torch.rand(n, 3, res, res) * 2 - 1, (caps * n)[:n])
 
 
 def test_official_parameter_counts_vit_b32():
@@ -116,11 +87,11 @@ def test_frozen_vit_unchanged_by_d_and_g_steps_while_gradients_pass_through_it()
     clip_before = copy.deepcopy(fam.clip.state_dict())
     opt = {n: torch.optim.Adam(m.parameters(), lr=1e-2, betas=(0.0, 0.9)) for n, m in fam.networks().items()}
     b = batch()
+    scratch = {}  # one step: the G phase trains through the D phase's fake
     for phase, net in (("discriminator", "discriminator"), ("generator", "generator")):
-        for n, m in fam.networks().items():  # as the engine does
-            m.requires_grad_(n == net)
+        ctx = enter_phase(fam, phase, scratch)  # as the engine does
         opt[net].zero_grad()
-        loss, logs = fam.loss(phase, b, StepContext(nets=fam.networks()))
+        loss, logs = fam.loss(phase, b, ctx)
         loss.backward()
         assert torch.isfinite(loss) and all(torch.isfinite(torch.as_tensor(v)) for v in logs.values())
         if phase == "generator":
@@ -195,9 +166,10 @@ def test_losses_under_bf16_autocast_and_a_grad_scale():
     b = batch()
     nets = fam.networks()
     torch.manual_seed(3)
+    scratch = {}
     with torch.autocast("cpu", dtype=torch.bfloat16):
         for phase in ("discriminator", "generator"):
-            loss, _ = fam.loss(phase, b, StepContext(nets=nets))
+            loss, _ = fam.loss(phase, b, enter_phase(fam, phase, scratch))
             loss.backward()
             assert torch.isfinite(loss)
     torch.manual_seed(4)

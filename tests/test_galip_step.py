@@ -4,25 +4,26 @@ term (MSGAN)."""
 
 import pytest
 import torch
-from test_galip_model import batch, tiny_family
+from support.galip import batch, enter_phase, tiny_family
 
 from ldm_vs_gan.errors import ConfigError
 from ldm_vs_gan.galip.losses import mode_seeking
-from ldm_vs_gan.training.family import StepContext
 
 
-def run_step(fam, b, *, d_step=True):
-    """One D phase then one G phase, toggling requires_grad as the engine does; returns the
-    number of generator forwards and the logs of both phases."""
+def run_step(fam, b, *, d_step=True, share=True):
+    """One D phase then one G phase over one scratch dict, setting requires_grad as the engine
+    does (``share``: the engine's ``share_across_phases``); returns the number of generator
+    forwards, the logs of both phases and what the scratch holds after the step."""
     calls = []
     h = fam.generator.register_forward_hook(lambda *a: calls.append(1))
     logs = {}
     opts = {n: torch.optim.Adam(m.parameters(), lr=1e-2, betas=(0.0, 0.9)) for n, m in fam.networks().items()}
+    scratch = {}
     for phase in ("discriminator", "generator"):
-        for n, m in fam.networks().items():
-            m.requires_grad_(n == phase)
+        ctx = enter_phase(fam, phase, scratch, share)
+        for m in fam.networks().values():
             m.zero_grad(set_to_none=True)
-        loss, lg = fam.loss(phase, b, StepContext(nets=fam.networks()))
+        loss, lg = fam.loss(phase, b, ctx)
         loss.backward()
         logs[phase] = lg
         if phase == "discriminator":
@@ -31,17 +32,19 @@ def run_step(fam, b, *, d_step=True):
             if d_step:
                 opts[phase].step()
     h.remove()
-    return len(calls), logs
+    return len(calls), logs, scratch
 
 
-@pytest.mark.parametrize("share,forwards", [(True, 1), (False, 2)])
-def test_fake_made_once_per_step_when_shared(share, forwards):
+@pytest.mark.parametrize("share,engine_share,forwards", [(True, True, 1), (False, True, 2), (True, False, 2)])
+def test_fake_made_once_per_step_when_shared(share, engine_share, forwards):
+    """Shared only when the family asks (model.share_fake) and the engine allows it (not under
+    DDP or accumulation)."""
     fam = tiny_family(share_fake=share)
-    n, _ = run_step(fam, batch())
+    n, _, scratch = run_step(fam, batch(), share=engine_share)
     assert n == forwards
     g = fam.generator
     assert g.fc_prompt.weight.grad.abs().sum() > 0 and g.fc_code.weight.grad.abs().sum() > 0
-    assert fam._fake_cache is None  # not held after the G phase
+    assert "fake" not in scratch  # the G phase took it: its graph is not held after the step
 
 
 def test_shared_fake_gives_the_same_generator_gradient_as_a_fresh_forward_on_the_same_z():
@@ -101,7 +104,7 @@ def test_mode_seeking_option_pairs_captions_and_trains_g():
     sent = fam.sentence(b.captions)
     paired = fam._g_sentences(sent)
     torch.testing.assert_close(paired[:2], paired[2:])  # rows i and i + B/2 share a caption
-    _, logs = run_step(fam, b)
+    _, logs, _ = run_step(fam, b)
     assert "mode_seeking" in logs["generator"] and torch.isfinite(logs["generator"]["mode_seeking"])
     assert tiny_family().mode_seeking == 0.0  # off unless asked (official GALIP has no such term)
     with pytest.raises(ConfigError):
@@ -137,7 +140,7 @@ def test_translation_option_reaches_the_clip_inputs():
     fam.clip.image_block_tokens = lambda x, blocks: (seen.append(x), real(x, blocks))[1]
     b = batch()
     torch.manual_seed(0)
-    _, logs = run_step(fam, b)
+    _, logs, _ = run_step(fam, b)
     assert not torch.equal(seen[0], b.images)  # the real images were shifted before the ViT
     assert all(torch.isfinite(torch.as_tensor(v)) for lg in logs.values() for v in lg.values())
     with pytest.raises(ConfigError):

@@ -122,13 +122,13 @@ class GALIPFamily(Family):
             0 <= self.translation < 0.5, f"model.augment.translation={self.translation} must be in [0, 0.5)"
         )
         # One fake batch per step, made in the D phase and reused (graph kept) by the G phase, as
-        # the official training loop does; false = a fresh no-grad fake in the D phase and a new
-        # one (new z) in the G phase (costs one more G forward and ViT pass per image).
+        # the official training loop does, where the loop allows it (ctx.share_across_phases);
+        # false = a fresh no-grad fake in the D phase and a new one (new z) in the G phase (costs
+        # one more G forward and ViT pass per image).
         share = _get(m, "share_fake", True)
         if not isinstance(share, bool):
             raise bad_value("model.share_fake", share, "true, false")
         self.share_fake = share
-        self._fake_cache: tuple | None = None  # (real images, z, taps, embedding, fake images)
         betas = tuple(float(b) for b in _get(opt, "betas", (0.0, 0.9)))
         require(len(betas) == 2, f"model.optim.betas={list(betas)} must be two numbers")
         self._opt_g = OptimizerSpec(
@@ -144,7 +144,6 @@ class GALIPFamily(Family):
         self.ema_network = "generator" if ema else None
         trunc = _get(_get(m, "sampling", {}), "truncation")
         self._truncation = None if trunc is None else float(trunc)
-        self._sent_cache: tuple[tuple[str, ...], torch.Tensor] | None = None
 
     @classmethod
     def from_config(cls, cfg) -> GALIPFamily:
@@ -157,8 +156,14 @@ class GALIPFamily(Family):
     # ---- the Family contract ----------------------------------------------------------------
 
     def phases(self) -> list[Phase]:
+        # With a shared fake the D phase records G's graph for the G phase (see Phase).
         return [
-            Phase("discriminator", ["discriminator"], self._opt_d),
+            Phase(
+                "discriminator",
+                ["discriminator"],
+                self._opt_d,
+                records_graph_for=["generator"] if self.share_fake else [],
+            ),
             Phase("generator", ["generator"], self._opt_g),
         ]
 
@@ -166,15 +171,16 @@ class GALIPFamily(Family):
         return {"generator": self.generator, "discriminator": self.discriminator}
 
     def sentence(self, captions: list[str]) -> torch.Tensor:
-        """(B, E) sentence embeddings from the frozen text tower; cached for the batch both phases
-        see (the loop passes the same micro-batch to the D and the G phase)."""
-        key = tuple(captions)
-        if self._sent_cache is not None and self._sent_cache[0] == key:
-            return self._sent_cache[1]
+        """(B, E) sentence embeddings from the frozen text tower (no graph)."""
         with torch.no_grad():
-            e = self.clip.encode_text(list(captions)).pooled.detach()
-        self._sent_cache = (key, e)
-        return e
+            return self.clip.encode_text(list(captions)).pooled.detach()
+
+    def _step_sentence(self, batch: Batch, ctx: StepContext) -> torch.Tensor:
+        """``sentence`` of the micro-batch, computed once per step: both phases see the same
+        micro-batch and the same ``ctx.scratch``, and the embedding carries no graph."""
+        if "sentence" not in ctx.scratch:
+            ctx.scratch["sentence"] = self.sentence(batch.captions)
+        return ctx.scratch["sentence"]
 
     def _noise(self, n: int, device) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=device)
@@ -211,27 +217,16 @@ class GALIPFamily(Family):
         half = sent.shape[0] // 2
         return torch.cat([sent[:half], sent[:half], sent[2 * half :]], dim=0)
 
-    def _can_share(self, G) -> bool:
-        # Under DDP the G phase must run its own forward through the DDP wrapper (the reducer
-        # prepares for backward in forward), so the fake is not carried over there.
-        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
-        return self.share_fake and not dist and torch.is_grad_enabled() and G is self.generator
-
     def _d_loss(self, batch: Batch, ctx: StepContext):
         G, D = ctx.nets["generator"], ctx.nets["discriminator"]
         images = batch.images
-        sent = self.sentence(batch.captions)
-        self._fake_cache = None
-        if self._can_share(G):
-            # The loop turned G's requires_grad off for this phase; switch it on for the forward
-            # only, so the graph the G phase needs is recorded (the D loss below sees detached
-            # features, so this phase's backward puts nothing into G's gradients).
-            G.requires_grad_(True)
-            try:
-                z, fake_taps, emb, fake = self._fake(G, sent)
-            finally:
-                G.requires_grad_(False)
-            self._fake_cache = (images, z, fake_taps, emb, fake)
+        sent = self._step_sentence(batch, ctx)
+        if self.share_fake and ctx.share_across_phases and torch.is_grad_enabled():
+            # The loop turned G's requires_grad on for this phase (records_graph_for), so the
+            # graph the G phase trains through is recorded; the D loss below sees detached
+            # features, so this phase's backward puts nothing into G's gradients.
+            z, fake_taps, emb, fake = self._fake(G, sent)
+            ctx.scratch["fake"] = (z, fake_taps, emb, fake)
             fake_taps = [t.detach() for t in fake_taps]
         else:
             with torch.no_grad():
@@ -261,10 +256,10 @@ class GALIPFamily(Family):
 
     def _g_loss(self, batch: Batch, ctx: StepContext):
         G, D = ctx.nets["generator"], ctx.nets["discriminator"]
-        sent = self.sentence(batch.captions)
-        cache, self._fake_cache = self._fake_cache, None
-        if cache is not None and cache[0] is batch.images:
-            _, z, taps, emb, fake = cache  # the D phase's fake (G is not updated in between)
+        sent = self._step_sentence(batch, ctx)
+        shared = ctx.scratch.pop("fake", None)  # popped: the graph is freed by this phase's backward
+        if shared is not None:
+            z, taps, emb, fake = shared  # the D phase's fake (G is not updated in between)
         else:
             z, taps, emb, fake = self._fake(G, sent)
         sent_g = self._g_sentences(sent)

@@ -1,6 +1,7 @@
 """The training engine: one loop for every family (docs/CONTRACTS.md "Engine").
 
-``run(cfg) -> Path`` trains or resumes ``cfg.run_dir``; ``load_run(run_dir, *, weights="ema",
+``run(cfg, *, data=None) -> Path`` trains or resumes ``cfg.run_dir`` (``data``: an object with
+``build_loader`` and ``heldout_batch``, the ``ldm_vs_gan.data`` module when None); ``load_run(run_dir, *, weights="ema",
 device="cpu") -> (family, cfg, info)`` rebuilds a trained family. Imported lazily so that
 ``import ldm_vs_gan.training.family`` stays light.
 
@@ -11,7 +12,11 @@ What a family can rely on (and must respect):
   cannot work: it reaches the user as one line before any training.
 - During a phase only that phase's networks have ``requires_grad=True``; the other networks are
   frozen for the phase (gradients still flow *through* them to inputs, as GALIP's generator
-  phase needs), so a phase never leaves gradients in another phase's parameters.
+  phase needs), so a phase never leaves gradients in another phase's parameters. The exception
+  is a network in ``Phase.records_graph_for`` when ``ctx.share_across_phases`` is true: its
+  graph is recorded for a later phase (through detached tensors only in this phase's loss).
+- Phases of one step pass work forward in ``ctx.scratch`` (one dict per micro-batch, shared by
+  the step's phases, dropped after the step), never in family attributes.
 - ``loss`` runs under autocast (bf16/fp16 when configured); return the loss as any float dtype
   (the loop casts it to fp32 before scaling). ``ctx.grad_scale`` is the fp16 scale of the phase.
 - With accumulation ``loss`` is called once per micro-batch; the loop averages (equal sizes).
@@ -29,10 +34,10 @@ from __future__ import annotations
 __all__ = ["run", "load_run"]
 
 
-def run(cfg):
+def run(cfg, *, data=None):
     from ldm_vs_gan.training.loop import run as _run
 
-    return _run(cfg)
+    return _run(cfg, data=data)
 
 
 def load_run(run_dir, *, weights: str = "ema", device="cpu"):

@@ -11,6 +11,12 @@ Networks are addressed by name. ``ctx.nets[name]`` is what the family must call 
 for the networks of the phase being trained the loop puts the DDP-wrapped module there (so
 gradients are averaged across ranks), for every other network the plain module. A family never
 stores or calls a DDP wrapper itself, and never calls ``.backward()``.
+
+Work shared between the phases of one step (GALIP's fake batch, made in the discriminator phase
+and trained through in the generator phase) goes through ``ctx.scratch``, a dict the loop creates
+for each step and micro-batch and drops after the step, never through family attributes; the loop
+says in ``ctx.share_across_phases`` whether a graph may be carried over, and turns on
+``requires_grad`` for the networks a phase declares in ``Phase.records_graph_for``.
 """
 
 from __future__ import annotations
@@ -42,9 +48,20 @@ class OptimizerSpec:
 
 @dataclass
 class Phase:
+    """One optimizer step per training step on ``networks``.
+
+    records_graph_for: networks this phase does not update but whose autograd graph it records for
+        a later phase of the same step (GALIP's discriminator phase makes the generator phase's
+        fake batch). When the loop allows sharing (``StepContext.share_across_phases``) it turns
+        their ``requires_grad`` on during this phase; the phase's loss must reach them only through
+        detached tensors, so its backward leaves no gradient in them. Without sharing they stay
+        frozen and the later phase makes its own forward.
+    """
+
     name: str  # e.g. "denoiser", "discriminator", "generator"
     networks: list[str]  # names in Family.networks() whose parameters this phase updates
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    records_graph_for: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,15 +74,25 @@ class StepContext:
         ``torch.autograd.grad`` and divides the gradients by it afterwards (PyTorch AMP recipe for
         gradient penalties), so fp16 does not underflow and the penalty is unscaled correctly.
     images_seen: global images seen before this step (for schedules inside a family, if any).
+    scratch: per-step, per-micro-batch space owned by the loop: every phase of a step gets the
+        same dict for the same micro-batch (and a different one for each micro-batch), and it is
+        dropped after the step. Phases pass work forward through it (GALIP's fake batch, the
+        sentence embeddings); nothing in it outlives the step.
+    share_across_phases: whether a later phase may reuse an autograd graph an earlier phase put in
+        ``scratch``. False under DDP (the later phase must run its own forward through its DDP
+        wrapper: the reducer prepares for backward in forward) and with accumulation (holding
+        every micro-batch's graph until the later phase would undo the memory accumulation saves).
 
-    During a phase only that phase's networks have ``requires_grad`` on (gradients still flow
-    through the others to their inputs). ``loss`` is called once per micro-batch under autocast;
-    the loop casts it to fp32.
+    During a phase only that phase's networks (plus its ``records_graph_for`` ones when sharing)
+    have ``requires_grad`` on (gradients still flow through the others to their inputs). ``loss``
+    is called once per micro-batch under autocast; the loop casts it to fp32.
     """
 
     nets: dict[str, nn.Module]
     grad_scale: float = 1.0
     images_seen: int = 0
+    scratch: dict[str, Any] = field(default_factory=dict)
+    share_across_phases: bool = True
 
 
 class Family(nn.Module):

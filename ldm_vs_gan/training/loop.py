@@ -1,12 +1,17 @@
 """The one training loop: every family, every phase, one readable code path.
 
 Per step: take this rank's batch (``data.build_loader``: the stream is a function of (seed,
-images seen), so resuming needs no replay), then for each phase of the family: put the phase's
-networks in trainable mode (others frozen), split the batch into ``accumulate`` micro-batches,
+images seen), so resuming needs no replay), split it into ``accumulate`` micro-batches, each with
+its own scratch dict for the step, then for each phase of the family: put the phase's networks in
+trainable mode (others frozen, except those whose graph the phase records for a later one),
 ``family.loss`` under autocast through ``ctx.nets`` (DDP wrappers for the phase's own networks),
 backward (scaled for fp16, ``no_sync`` on all but the last micro-batch), unscale, clip, check for
 non-finite values, warm-up the learning rate, optimizer step. Then the EMA update, and whatever
 interval (in images seen) was crossed: log, samples, quick evaluation, checkpoint.
+
+The data pipeline is a seam: ``run(cfg, data=...)`` takes any object with ``build_loader`` and
+``heldout_batch`` as in docs/CONTRACTS.md "Data" (the ``ldm_vs_gan.data`` module by default), so
+tests hand in a stand-in instead of patching the module.
 """
 
 from __future__ import annotations
@@ -33,14 +38,21 @@ from ldm_vs_gan.training.rundir import RunDir, init_weights_from
 from ldm_vs_gan.training.runlog import RunLogger
 
 
-def run(cfg: DictConfig) -> Path:
-    """Train (or resume) the run in ``cfg.run_dir``; returns the run dir. See docs/CONTRACTS.md."""
+def run(cfg: DictConfig, *, data=None) -> Path:
+    """Train (or resume) the run in ``cfg.run_dir``; returns the run dir. See docs/CONTRACTS.md.
+
+    ``data``: where batches come from, an object with ``build_loader`` and ``heldout_batch``
+    (docs/CONTRACTS.md "Data"); None is the ``ldm_vs_gan.data`` module. The config is always
+    checked by ``ldm_vs_gan.data.check_config``.
+    """
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # frozen, self-contained
     OmegaConf.set_readonly(cfg, True)
     s = settings.read(cfg, distributed.env_world_size())  # config errors before any work
     from ldm_vs_gan import data as data_mod
 
     data_mod.check_config(cfg.data)
+    if data is None:
+        data = data_mod
     info = distributed.setup(s.device, s.dist_timeout_s)
     rd = RunDir(Path(cfg.run_dir))
     # run() may be called from inside another run (first-use training of a toy CLIP/VAE in a
@@ -53,16 +65,28 @@ def run(cfg: DictConfig) -> Path:
         # Signals are noted from the start: one that arrives while the family is being built
         # stops the run at its first step boundary, with a checkpoint.
         with StopSignals() as signals:
-            return Trainer(cfg, s, info, rd).fit(signals)
+            return Trainer(cfg, s, info, rd, data).fit(signals)
     finally:
         rd.unlock()
         ckpt.set_rng_state(outer_rng)
         distributed.teardown(info)
 
 
+class _Window:
+    """What is summed between two log records: scalars, steps, and the time spent in previews,
+    evaluation and checkpoints (left out of the throughput)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.scalars: dict = {}
+        self.steps = 0
+        self.start = time.perf_counter() if start is None else start
+        self.side = 0.0
+
+
 class Trainer:
-    def __init__(self, cfg: DictConfig, s: settings.Settings, dist: distributed.DistInfo, rd: RunDir):
+    def __init__(self, cfg: DictConfig, s: settings.Settings, dist: distributed.DistInfo, rd: RunDir, data):
         self.cfg, self.s, self.dist, self.rd = cfg, s, dist, rd
+        self.data = data  # build_loader / heldout_batch (see run)
         self.device = dist.device
         self.precision = precision.resolve(s.precision, self.device)
         self.notes: list[str] = []  # lines for the run's log, written once the logger exists
@@ -72,7 +96,7 @@ class Trainer:
 
         # The held-out panel and eval set are read before the family is built (which may train a
         # toy CLIP for minutes): their config errors come first.
-        self.previewer = Previewer(self)
+        self.previewer = Previewer(s, cfg.data, rd, is_main=dist.is_main, device=self.device, data=data)
         self.previewer.prepare()
         # Same init on every rank (DDP also broadcasts rank 0's weights, this keeps EMA equal too).
         ckpt.seed_all(int(cfg.seed))
@@ -81,7 +105,7 @@ class Trainer:
         self.nets = self.family.networks()
         self.phases = self.family.phases()
         for ph in self.phases:
-            unknown = [n for n in ph.networks if n not in self.nets]
+            unknown = [n for n in [*ph.networks, *ph.records_graph_for] if n not in self.nets]
             if unknown:
                 raise ConfigError(
                     f"phase {ph.name!r} of {cfg.model._target_} names unknown networks {unknown}; "
@@ -110,6 +134,10 @@ class Trainer:
             ph.name: {n: (self.wrapped[n] if n in ph.networks else m) for n, m in self.nets.items()}
             for ph in self.phases
         }
+        # Under DDP a phase must call its own DDP wrappers (the reducer prepares for backward in
+        # forward), and with accumulation every micro-batch's graph would be held until the later
+        # phase: graphs are carried across phases only in one process without accumulation.
+        self.share_across_phases = not dist.active and s.accumulate == 1
         self.images_seen = 0
         self.step = 0
         self.skipped: dict[str, int] = {}
@@ -206,19 +234,24 @@ class Trainer:
 
     # ---- one step ------------------------------------------------------------------------------
 
-    def _phase(self, ph, micro, scalars: dict) -> bool:
-        """Run one phase on the micro-batches; returns False when the step was non-finite."""
+    def _phase(self, ph, micro, scratch: list[dict], scalars: dict) -> bool:
+        """Run one phase on the micro-batches (``scratch[i]`` is micro-batch i's scratch for the
+        step); returns False when the step was non-finite."""
         opt, scaler = self.opts[ph.name], self.scalers[ph.name]
+        grad_on = set(ph.networks) | (set(ph.records_graph_for) if self.share_across_phases else set())
         for n, m in self.nets.items():
-            m.requires_grad_(n in ph.networks)
+            m.requires_grad_(n in grad_on)
         opt.zero_grad(set_to_none=True)
-        ctx = StepContext(
-            nets=self.ctx_nets[ph.name],
-            grad_scale=scaler.get_scale() if scaler else 1.0,
-            images_seen=self.images_seen,
-        )
+        grad_scale = scaler.get_scale() if scaler else 1.0
         loss_sum = torch.zeros((), device=self.device)
         for i, mb in enumerate(micro):
+            ctx = StepContext(
+                nets=self.ctx_nets[ph.name],
+                grad_scale=grad_scale,
+                images_seen=self.images_seen,
+                scratch=scratch[i],
+                share_across_phases=self.share_across_phases,
+            )
             last = i == len(micro) - 1
             with contextlib.ExitStack() as stack:
                 if not last and self.dist.active:
@@ -281,9 +314,10 @@ class Trainer:
 
     def train_step(self, batch, scalars: dict) -> None:
         micro = batch.split(self.s.accumulate) if self.s.accumulate > 1 else [batch]
+        scratch = [{} for _ in micro]  # shared by the phases, dropped with the step
         ok = True
         for ph in self.phases:
-            ok = self._phase(ph, micro, scalars) and ok
+            ok = self._phase(ph, micro, scratch, scalars) and ok
         if not ok:
             self.nonfinite_skipped += 1
         if self.ema is not None:
@@ -312,12 +346,40 @@ class Trainer:
             log.close()
 
     def _fit(self, log: RunLogger, signals: StopSignals) -> Path:
-        s, cfg, dist = self.s, self.cfg, self.dist
-        previewer = self.previewer
-        previewer.log = log
-        from ldm_vs_gan import data as data_mod
+        s = self.s
+        it = iter(self._open_loader())
+        if self.resumed_from:
+            log.message(f"resumed from {self.resumed_from} at images_seen={self.images_seen}")
+        for note in self.notes:
+            log.message(note)
+        self._pending_skips: dict[str, int] = {}
+        window = _Window()
+        # FLOPs are measured on the first step of a *fresh* run only and kept in the checkpoint:
+        # FlopCounterMode can change results in the last bit, so measuring again after a resume
+        # would break bitwise-exact resumption.
+        flops_per_image = self.family.flops_per_image() or self.flops_per_image
+        measure = s.measure_flops and flops_per_image is None and self.images_seen == 0
+        self.family.train()
+        while self.images_seen < s.max_images:
+            self._stop_if_signalled(signals, log)
+            batch = next(it).to(self.device, non_blocking=True)
+            if measure:
+                flops_per_image = self.flops_per_image = self._measured_step(batch, window.scalars)
+                measure = False
+            else:
+                self.train_step(batch, window.scalars)
+            before = self.images_seen
+            self.images_seen += s.batch_size
+            self.step += 1
+            window.steps += 1
+            log.progress(s.batch_size)
+            window = self._at_intervals(before, log, window, flops_per_image)
+        return self.rd.path
 
-        loader = data_mod.build_loader(
+    def _open_loader(self):
+        """This rank's training stream from the current position; notes shard damage."""
+        s, cfg, dist = self.s, self.cfg, self.dist
+        loader = self.data.build_loader(
             cfg.data,
             split="train",
             batch_size=s.per_rank_batch,
@@ -330,58 +392,42 @@ class Trainer:
         self.damaged = dict(getattr(loader, "damaged", None) or {})
         if self.damaged:
             self.notes.append(f"data: damaged shard files or entries skipped while indexing: {self.damaged}")
-        it = iter(loader)
-        if self.resumed_from:
-            log.message(f"resumed from {self.resumed_from} at images_seen={self.images_seen}")
-        for note in self.notes:
-            log.message(note)
-        self._pending_skips: dict[str, int] = {}
-        scalars: dict = {}
-        n_steps_logged, t_log, t_side = 0, time.perf_counter(), 0.0
-        # FLOPs are measured on the first step of a *fresh* run only and kept in the checkpoint:
-        # FlopCounterMode can change results in the last bit, so measuring again after a resume
-        # would break bitwise-exact resumption.
-        flops_per_image = self.family.flops_per_image() or self.flops_per_image
-        measure = s.measure_flops and flops_per_image is None and self.images_seen == 0
-        self.family.train()
-        while self.images_seen < s.max_images:
-            (stop,) = distributed.any_flag(dist, signals.received is not None)
-            if stop:
-                name = signals.name or "a stop signal on another rank"
-                log.message(f"{name}: writing a checkpoint at images_seen={self.images_seen} and exiting")
-                self.save(periodic=False)
-                raise StoppedEarly(name, self.images_seen, self.rd.path)
-            batch = next(it).to(self.device, non_blocking=True)
-            if measure:
-                flops_per_image = self.flops_per_image = self._measured_step(batch, scalars)
-                measure = False
-            else:
-                self.train_step(batch, scalars)
-            before = self.images_seen
-            self.images_seen += s.batch_size
-            self.step += 1
-            n_steps_logged += 1
-            log.progress(s.batch_size)
-            after = self.images_seen
-            done = after >= s.max_images
-            if settings.crossed(before, after, s.log_every) or done:
-                now = time.perf_counter()
-                rec = self._log_record(scalars, n_steps_logged, now - t_log - t_side, flops_per_image)
-                log.log(rec)
-                if log.bar is not None:
-                    log.bar.set_postfix(
-                        {k: f"{v:.4g}" for k, v in rec.items() if k.endswith("/loss")}, refresh=False
-                    )
-                scalars, n_steps_logged, t_log, t_side = {}, 0, now, 0.0
-            t0 = time.perf_counter()
-            if settings.crossed(before, after, s.sample_every) or (done and s.sample_every > 0):
-                previewer.samples()
-            if settings.crossed(before, after, s.eval_every) or (done and s.eval_every > 0):
-                previewer.evaluate()
-            if settings.crossed(before, after, s.ckpt_every) or done:
-                self.save(periodic=settings.crossed(before, after, s.ckpt_every))
-            t_side += time.perf_counter() - t0
-        return self.rd.path
+        return loader
+
+    def _stop_if_signalled(self, signals: StopSignals, log: RunLogger) -> None:
+        """At a step boundary: a stop signal on any rank writes a checkpoint and stops every rank."""
+        (stop,) = distributed.any_flag(self.dist, signals.received is not None)
+        if stop:
+            name = signals.name or "a stop signal on another rank"
+            log.message(f"{name}: writing a checkpoint at images_seen={self.images_seen} and exiting")
+            self.save(periodic=False)
+            raise StoppedEarly(name, self.images_seen, self.rd.path)
+
+    def _at_intervals(self, before: int, log: RunLogger, window: _Window, flops_per_image) -> _Window:
+        """Whatever interval the step from ``before`` crossed: log record, samples, quick
+        evaluation, checkpoint (the last step does all that are on). Returns the log window."""
+        s, after = self.s, self.images_seen
+        done = after >= s.max_images
+        if settings.crossed(before, after, s.log_every) or done:
+            now = time.perf_counter()
+            rec = self._log_record(
+                window.scalars, window.steps, now - window.start - window.side, flops_per_image
+            )
+            log.log(rec)
+            if log.bar is not None:
+                log.bar.set_postfix(
+                    {k: f"{v:.4g}" for k, v in rec.items() if k.endswith("/loss")}, refresh=False
+                )
+            window = _Window(start=now)
+        t0 = time.perf_counter()
+        if settings.crossed(before, after, s.sample_every) or (done and s.sample_every > 0):
+            self.previewer.samples(self.family, self.ema, self.images_seen, log)
+        if settings.crossed(before, after, s.eval_every) or (done and s.eval_every > 0):
+            self.previewer.evaluate(self.family, self.ema, self.step, self.images_seen, log)
+        if settings.crossed(before, after, s.ckpt_every) or done:
+            self.save(periodic=settings.crossed(before, after, s.ckpt_every))
+        window.side += time.perf_counter() - t0
+        return window
 
     def _measured_step(self, batch, scalars) -> float | None:
         """The first step of a process runs under ``FlopCounterMode`` (forward + backward FLOPs of
