@@ -246,4 +246,5 @@ def test_non_numeric_data_keys_are_one_line_config_errors(tmp_path, key, value):
     for call in calls:
         with pytest.raises(ConfigError) as e:
             call()
-        assert f"data.{key}=" in str(e.value) and "\n" not in str(e.value)
+        msg = str(e.value)  # "data.<key>: ..." (a wrong type) names the key like "data.<key>=..."
+        assert (f"data.{key}=" in msg or f"data.{key}:" in msg) and "\n" not in msg

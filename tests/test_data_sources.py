@@ -27,7 +27,7 @@ def write_coco(root, n_images=6):
 
 def test_coco_heldout_is_a_seeded_choice_with_one_caption_each(tmp_path):
     write_coco(tmp_path)
-    cfg = {"name": "coco", "root": str(tmp_path), "n": 4, "resolution": 32}
+    cfg = {"name": "coco", "root": str(tmp_path), "n": 4, "resolution": 32, "num_workers": 0}
     b = heldout_batch(cfg, 4)
     assert b.images.shape == (4, 3, 32, 32)
     ids = [int(k) for k in b.keys]
@@ -49,7 +49,7 @@ def test_folder_sidecar_and_instance_prompt(tmp_path):
         Image.new("RGB", (40, 40), (i * 50, 0, 0)).save(tmp_path / f"img{i}.png")
     (tmp_path / "img0.txt").write_text("a red square\n")
     (tmp_path / "img1.txt").write_text("a darker square")
-    cfg = {"name": "folder", "root": str(tmp_path), "resolution": 16}
+    cfg = {"name": "folder", "root": str(tmp_path), "resolution": 16, "num_workers": 0}
     b = next(iter(build_loader(cfg, split="heldout", batch_size=8)))
     assert b.captions == ["a red square", "a darker square"] and b.skipped == {"no_caption": 1}
     b = heldout_batch({**cfg, "instance_prompt": "a photo of sks square"}, 3)
@@ -61,7 +61,13 @@ def test_make_shards_round_trip(tmp_path):
     assert make_shards([str(tmp_path / "coco"), str(tmp_path / "out"), "--n", "5", "--shard-size", "2"]) == 0
     shards = sorted((tmp_path / "out").glob("shard-*.tar"))
     assert len(shards) == 3
-    cfg = {"name": "laion", "resolution": 32, "heldout_shards": str(tmp_path / "out" / "shard-*.tar")}
+    # min_size 0: the shipped LAION default (64 px) would skip these small test images
+    cfg = {
+        "name": "laion",
+        "resolution": 32,
+        "min_size": 0,
+        "heldout_shards": str(tmp_path / "out" / "shard-*.tar"),
+    }
     via_shards = heldout_batch(cfg, 5)
     direct = heldout_batch({"name": "coco", "root": str(tmp_path / "coco"), "n": 5, "resolution": 32}, 5)
     assert via_shards.captions == direct.captions and via_shards.keys == direct.keys

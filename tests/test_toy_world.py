@@ -114,10 +114,10 @@ def test_aligned_layout_makes_relations_unambiguous():
             assert dx > abs(dy)
         else:
             assert dy > abs(dx)
-    # the default layout keeps the key of worlds made before the option existed
-    assert (
-        "layout" not in toy.world_params({})
-        and toy.world_params({"layout": "aligned"})["layout"] == "aligned"
+    # the default is the shipped YAML's (aligned); "halves" stays out of the key, so worlds made
+    # before the option existed keep their cache
+    assert toy.world_params({})["layout"] == "aligned" and "layout" not in toy.world_params(
+        {"layout": "halves"}
     )
     with pytest.raises(ConfigError, match="data.layout"):
         toy.world_params({"layout": "diagonal"})

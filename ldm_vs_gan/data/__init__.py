@@ -10,8 +10,9 @@ local paths, globs, brace patterns or URLs), ``coco`` (a local COCO captions fol
 
 from __future__ import annotations
 
+from ldm_vs_gan.data import config
 from ldm_vs_gan.data.batch import Batch
-from ldm_vs_gan.data.decode import DecodeOptions, _flag, _get, _number
+from ldm_vs_gan.data.decode import DecodeOptions
 from ldm_vs_gan.errors import UserError, bad_value
 
 SOURCES = ("toy", "laion", "coco", "folder")
@@ -22,20 +23,16 @@ __all__ = ["Batch", "build_loader", "heldout_batch", "build_source", "check_conf
 
 def check_config(data_cfg) -> None:
     """Every ``data`` value that can be checked without reading data (types, ranges, allowed
-    values): the trainer calls it before any work, so a bad value is one line naming its key."""
-    _decode_options(data_cfg)
+    values): the trainer calls it before any work, so a bad value is one line naming its key.
+    The node is read by the schema of its ``data.name`` (``data/config.py``); a name that is no
+    source is left to the loader's own ``data.name`` error."""
+    if config.name_of(data_cfg) in config.SCHEMAS:
+        config.read(data_cfg)
 
 
-def _decode_options(data_cfg) -> DecodeOptions:
-    opts = DecodeOptions.from_config(data_cfg)
-    if _get(data_cfg, "name", None) == "toy" and opts.hflip:
-        raise bad_value("data.hflip", True, ["false (the toy world has left/right relations)"])
-    return opts
-
-
-def _shard_spec(data_cfg, split: str):
+def _shard_spec(c: config.LaionData, split: str):
     key = "shards" if split == "train" else "heldout_shards"
-    spec = _get(data_cfg, key, None)
+    spec = getattr(c, key)
     if not spec:
         raise UserError(
             f"data.{key} is not set: give the {split} shards as a path, glob, brace pattern "
@@ -49,20 +46,18 @@ def build_source(data_cfg, split: str):
     None when the split is remote (or ``data.mode: stream``) and must be streamed."""
     if split not in SPLITS:
         raise bad_value("split", split, SPLITS)
-    name = _get(data_cfg, "name", None)
-    in_memory = _flag(data_cfg, "in_memory", name == "toy")
+    c = config.read(data_cfg)
+    name = c.name
     if name == "toy":
         from ldm_vs_gan.data import toy
         from ldm_vs_gan.data.shards import ShardIndex
 
-        return ShardIndex(toy.shard_paths(data_cfg, split), in_memory=in_memory)
+        return ShardIndex(toy.shard_paths(c, split), in_memory=c.in_memory)
     if name == "laion":
         from ldm_vs_gan.data.shards import ShardIndex, expand_shards, is_remote
 
-        paths = expand_shards(_shard_spec(data_cfg, split))
-        mode = str(_get(data_cfg, "mode", "auto"))
-        if mode not in ("auto", "indexed", "stream"):
-            raise bad_value("data.mode", mode, ["auto", "indexed", "stream"])
+        paths = expand_shards(_shard_spec(c, split))
+        mode = c.mode
         remote = any(is_remote(p) for p in paths)
         if mode == "stream" or (mode == "auto" and remote):
             return None
@@ -72,17 +67,17 @@ def build_source(data_cfg, split: str):
         if not paths or missing:
             key = "shards" if split == "train" else "heldout_shards"
             raise UserError(
-                f"data.{key}: shard file(s) not found: {(missing or [str(_get(data_cfg, key, ''))])[:3]}"
+                f"data.{key}: shard file(s) not found: {(missing or [str(getattr(c, key) or '')])[:3]}"
             )
-        return ShardIndex(paths, in_memory=in_memory)
+        return ShardIndex(paths, in_memory=c.in_memory)
     if name == "coco":
         from ldm_vs_gan.data.coco import CocoSource
 
-        return CocoSource.from_config(data_cfg, split)
+        return CocoSource.from_config(c, split)
     if name == "folder":
         from ldm_vs_gan.data.folder import FolderSource
 
-        return FolderSource.from_config(data_cfg, split)
+        return FolderSource.from_config(c, split)
     raise bad_value("data.name", name, SOURCES)
 
 
@@ -111,17 +106,18 @@ def build_loader(
         raise bad_value("batch_size", batch_size, "a positive integer")
     if not 0 <= rank < world_size:
         raise bad_value("rank", rank, f"0..{world_size - 1}")
+    c = config.read(data_cfg)
     if num_workers is None:
-        num_workers = _number(data_cfg, "num_workers", 0)
+        num_workers = c.num_workers
     if num_workers < 0:
         raise bad_value("data.num_workers", num_workers, "0 (read in the main process) or more")
-    opts = _decode_options(data_cfg)
-    source = build_source(data_cfg, split)
+    opts = DecodeOptions.from_config(c)
+    source = build_source(c, split)
     if source is None:
         from ldm_vs_gan.data.stream import build_stream_loader
 
         return build_stream_loader(
-            data_cfg,
+            c,
             opts,
             split=split,
             batch_size=batch_size,
@@ -133,7 +129,7 @@ def build_loader(
         )
     from ldm_vs_gan.data.indexed import build_indexed_loader
 
-    cache_decoded = _flag(data_cfg, "cache_decoded", _get(data_cfg, "name", None) == "toy")
+    cache_decoded = getattr(c, "cache_decoded", False)  # a key of the toy world only
     return build_indexed_loader(
         source,
         opts,
@@ -155,12 +151,13 @@ def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:
     the damage found while indexing the held-out shards (``tar_error``, ``duplicate_key``)."""
     from ldm_vs_gan.data.indexed import PositionDataset
 
-    opts = _decode_options(data_cfg)
-    source = build_source(data_cfg, "heldout")
+    c = config.read(data_cfg)
+    opts = DecodeOptions.from_config(c)
+    source = build_source(c, "heldout")
     if source is None:
         raise bad_value("data.mode", "stream", ["indexed (heldout_batch needs local held-out shards)"])
     if offset < 0 or n < 0 or offset + n > len(source):
-        key = "n_heldout" if _get(data_cfg, "name", None) == "toy" else "heldout_shards"
+        key = "n_heldout" if c.name == "toy" else "heldout_shards"
         raise UserError(
             f"heldout_batch asks for samples [{offset}, {offset + n}) but the held-out split has "
             f"{len(source)}: raise data.{key} or ask for fewer"

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ldm_vs_gan.data.decode import _get
+from ldm_vs_gan.data import config
 from ldm_vs_gan.data.folder import FileSource
-from ldm_vs_gan.errors import UserError, bad_value
+from ldm_vs_gan.errors import UserError
 
 
 def coco_pairs(root: Path, year: int, subset: str) -> tuple[dict[int, Path], dict[int, list[str]]]:
@@ -41,21 +41,14 @@ def coco_pairs(root: Path, year: int, subset: str) -> tuple[dict[int, Path], dic
 class CocoSource(FileSource):
     @staticmethod
     def from_config(data_cfg, split: str) -> CocoSource:
-        root = _get(data_cfg, "root", None)
+        c = config.read(data_cfg, "coco")
+        root = c.root
         if not root:
             raise UserError(
                 "data.root is not set: point it at a COCO folder (annotations/captions_val2014.json + val2014/)"
             )
-        year = int(_get(data_cfg, "year", 2014))
-        if year not in (2014, 2017):
-            raise bad_value("data.year", year, [2014, 2017])
-        subset = str(_get(data_cfg, "subset", "val"))
-        if subset not in ("val", "train"):
-            raise bad_value("data.subset", subset, ["val", "train"])
-        files, caps = coco_pairs(Path(os.path.expanduser(str(root))), year, subset)
-        return CocoSource.choose(
-            files, caps, int(_get(data_cfg, "n", 30000)), int(_get(data_cfg, "choice_seed", 0)), split
-        )
+        files, caps = coco_pairs(Path(os.path.expanduser(str(root))), c.year, c.subset)
+        return CocoSource.choose(files, caps, c.n, c.choice_seed, split)
 
     @staticmethod
     def choose(

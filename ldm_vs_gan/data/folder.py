@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ldm_vs_gan.data.decode import IMAGE_EXTS, _get
+from ldm_vs_gan.data import config
+from ldm_vs_gan.data.decode import IMAGE_EXTS
 from ldm_vs_gan.errors import UserError
 
 SUFFIXES = tuple("." + e for e in IMAGE_EXTS)
@@ -44,13 +45,14 @@ def list_images(root: Path) -> list[Path]:
 class FolderSource(FileSource):
     @staticmethod
     def from_config(data_cfg, split: str) -> FolderSource:
+        c = config.read(data_cfg, "folder")
         key = "root" if split == "train" else "heldout_root"
-        root = _get(data_cfg, key, None) or (_get(data_cfg, "root", None) if split == "heldout" else None)
+        root = getattr(c, key) or (c.root if split == "heldout" else None)
         if not root or not os.path.isdir(os.path.expanduser(str(root))):
             raise UserError(
                 f"data.{key}={root!r}: not a folder; set it to a folder of images (+ sidecar .txt captions)"
             )
-        return FolderSource.scan(Path(os.path.expanduser(str(root))), _get(data_cfg, "instance_prompt", None))
+        return FolderSource.scan(Path(os.path.expanduser(str(root))), c.instance_prompt)
 
     @staticmethod
     def scan(root: Path, instance_prompt: str | None = None) -> FolderSource:

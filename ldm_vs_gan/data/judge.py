@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ldm_vs_gan.data import toy
-from ldm_vs_gan.data.decode import _get
+from ldm_vs_gan.data import config, toy
 from ldm_vs_gan.paths import cache_dir, params_key, sha256_file
 
 JUDGE_VERSION = 2
@@ -34,15 +33,16 @@ _FIELDS = (("shape", toy.SHAPES), ("color", toy.COLORS), ("size", toy.SIZES))
 
 
 def judge_params(data_cfg) -> dict:
-    j = _get(data_cfg, "judge", {}) or {}
+    c = config.read(data_cfg, "toy")
+    j = c.judge
     return {
         "version": JUDGE_VERSION,
-        "world": toy.world_params(data_cfg),
-        "epochs": int(_get(j, "epochs", 2)),
-        "batch_size": int(_get(j, "batch_size", 128)),
-        "lr": float(_get(j, "lr", 3e-3)),
-        "width": int(_get(j, "width", 16)),
-        "seed": int(_get(j, "seed", 0)),
+        "world": toy.world_params(c),
+        "epochs": int(j.epochs),
+        "batch_size": int(j.batch_size),
+        "lr": float(j.lr),
+        "width": int(j.width),
+        "seed": int(j.seed),
     }
 
 
@@ -281,7 +281,7 @@ def _train_judge(data_cfg, verbose: bool) -> tuple[JudgeNet, dict]:
 
 def judge_dir(data_cfg) -> Path:
     return (
-        cache_dir("toy", root=_get(data_cfg, "cache_dir", None))
+        cache_dir("toy", root=config.read(data_cfg, "toy").cache_dir)
         / f"judge-{params_key(judge_params(data_cfg))}"
     )
 
@@ -319,11 +319,11 @@ _LOADED: dict[str, ToyJudge] = {}
 
 def load_judge(data_cfg, verbose: bool = True) -> ToyJudge:
     """The toy judge of this world (trained on first use, then cached on disk and in memory)."""
-    if _get(data_cfg, "name", "toy") != "toy":
+    if config.name_of(data_cfg, "toy") != "toy":
         from ldm_vs_gan.errors import bad_value
 
         raise bad_value(
-            "data.name", _get(data_cfg, "name", None), ["toy (the judge exists for the toy world only)"]
+            "data.name", config.name_of(data_cfg), ["toy (the judge exists for the toy world only)"]
         )
     p = judge_params(data_cfg)
     final = judge_dir(data_cfg)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ldm_vs_gan.data.decode import DecodeOptions, Skip, _flag, _get, _number, decode_sample, skipped_in_a_row
+from ldm_vs_gan.data import config
+from ldm_vs_gan.data.decode import DecodeOptions, Skip, decode_sample, skipped_in_a_row
 from ldm_vs_gan.data.indexed import _SALT, MAX_CONSECUTIVE_BAD, Failure, SkipMerging, collate, make_loader
 from ldm_vs_gan.data.shards import _some, expand_shards
 from ldm_vs_gan.errors import UserError, bad_value
@@ -154,16 +155,15 @@ def build_stream_loader(
     start_images_seen: int,
     num_workers: int,
 ):
+    c = config.read(data_cfg, "laion")
     key = "shards" if split == "train" else "heldout_shards"
-    urls = expand_shards(_get(data_cfg, key, None) or [])
+    urls = expand_shards(getattr(c, key) or [])
     if not urls:
         raise UserError(f"data.{key} is not set or matches no shard")
-    resampled = _flag(data_cfg, "resampled", True)
+    resampled = c.resampled
     if split == "train" and not resampled and len(urls) < world_size:
         raise bad_value("data.resampled", False, f"true (only {len(urls)} shard(s) for {world_size} ranks)")
-    shuffle_buffer = _number(data_cfg, "shuffle_buffer", 1000)
-    if shuffle_buffer < 0:
-        raise bad_value("data.shuffle_buffer", shuffle_buffer, "0 (no shuffling) or a number of samples")
+    shuffle_buffer = c.shuffle_buffer  # >= 0: checked by the schema
     ds = StreamDataset(
         urls,
         opts,

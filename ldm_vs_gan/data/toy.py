@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ldm_vs_gan.data.decode import _get
+from ldm_vs_gan.data import config
 from ldm_vs_gan.data.shards import ShardWriter
 from ldm_vs_gan.errors import bad_value
 from ldm_vs_gan.paths import cache_dir, params_key
@@ -77,35 +77,28 @@ TWO_TEMPLATES = {  # (template, swapped): swapped templates name the second cano
 
 
 def world_params(data_cfg) -> dict:
-    """Everything that determines the world's bytes (the cache key)."""
+    """Everything that determines the world's bytes (the cache key). ``data_cfg``: a ``data``
+    node (read by :class:`~ldm_vs_gan.data.config.ToyData`, which checks the values) or its
+    typed object."""
+    c = config.read(data_cfg, "toy")
     p = {
         "version": WORLD_VERSION,
-        "seed": int(_get(data_cfg, "world_seed", 0)),
-        "resolution": int(_get(data_cfg, "resolution", 32)),
-        "n_train": int(_get(data_cfg, "n_train", 50000)),
-        "n_heldout": int(_get(data_cfg, "n_heldout", 2000)),
-        "two_object_share": float(_get(data_cfg, "two_object_share", 0.3)),
-        "background": list(_get(data_cfg, "background", [40, 40, 40])),
-        "shard_size": int(_get(data_cfg, "shard_size", 10000)),
+        "seed": int(c.world_seed),
+        "resolution": int(c.resolution),
+        "n_train": int(c.n_train),
+        "n_heldout": int(c.n_heldout),
+        "two_object_share": float(c.two_object_share),
+        "background": list(c.background),
+        "shard_size": int(c.shard_size),
     }
-    layout = str(_get(data_cfg, "layout", "halves"))
-    if layout not in LAYOUTS:
-        raise bad_value("data.layout", layout, LAYOUTS)
-    if layout != "halves":  # in the key only when not the default: earlier worlds keep their cache
-        p["layout"] = layout
-    if p["resolution"] not in (32, 64):
-        raise bad_value("data.resolution", p["resolution"], [32, 64])
-    if not 0.0 <= p["two_object_share"] <= 1.0:
-        raise bad_value("data.two_object_share", p["two_object_share"], "a share in [0, 1]")
-    for k in ("n_train", "n_heldout", "shard_size"):
-        if p[k] <= 0:
-            raise bad_value(f"data.{k}", p[k], "a positive integer")
+    if c.layout != "halves":  # in the key only when not "halves": worlds made before keep their cache
+        p["layout"] = c.layout
     return p
 
 
 def world_dir(data_cfg) -> Path:
     return (
-        cache_dir("toy", root=_get(data_cfg, "cache_dir", None))
+        cache_dir("toy", root=config.read(data_cfg, "toy").cache_dir)
         / f"world-{params_key(world_params(data_cfg))}"
     )
 
@@ -145,7 +138,7 @@ def _generate(data_cfg, final: Path, verbose: bool) -> Path:
     tmp.mkdir(parents=True)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        workers = int(_get(data_cfg, "gen_workers", min(2, os.cpu_count() or 1)))
+        workers = config.read(data_cfg, "toy").gen_workers
         for split in SPLITS:
             write_split(tmp, split, params, workers)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0

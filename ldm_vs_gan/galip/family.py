@@ -18,6 +18,8 @@ from ldm_vs_gan.data.batch import Batch
 from ldm_vs_gan.errors import bad_value, require
 from ldm_vs_gan.galip import arch
 from ldm_vs_gan.galip.augment import translate
+from ldm_vs_gan.galip.config import GALIPConfig, GeneratorNode
+from ldm_vs_gan.galip.config import read as read_model
 from ldm_vs_gan.galip.losses import (
     clip_similarity,
     hinge_fake,
@@ -32,126 +34,102 @@ from ldm_vs_gan.galip.vit import taps_and_embedding
 from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
 
 
-def _get(node, key, default=None):
-    """``node.key`` for DictConfig or dict (None when the node is None)."""
-    if node is None:
-        return default
-    v = node.get(key, default) if hasattr(node, "get") else getattr(node, key, default)
-    return default if v is None else v
+def _blocks(key: str, given: list[int] | None, official: tuple[int, ...], depth: int) -> list[int]:
+    """1-based ViT blocks: ``given`` checked against ``depth``, or ``official`` (for 12 blocks)
+    mapped to ``depth``."""
+    return arch.check_blocks(key, given, depth) if given is not None else arch.map_blocks(official, depth)
 
 
 class GALIPFamily(Family):
     generative = True
 
     def __init__(self, clip, model_cfg, resolution: int):
+        """``model_cfg``: a :class:`GALIPConfig`, or a ``model`` node (DictConfig, dict or None)
+        read onto its defaults (the shipped configs/model/galip.yaml values)."""
         super().__init__()
         self.clip = clip  # frozen (FrozenCLIP keeps itself in eval, requires_grad False)
-        m = model_cfg
-        g, d, loss, opt = (_get(m, k, {}) for k in ("generator", "discriminator", "loss", "optim"))
+        m = model_cfg if isinstance(model_cfg, GALIPConfig) else read_model(model_cfg)
+        self.config = m
         depth, (gh, gw) = clip.vit_layers, clip.vit_grid
         require(gh == gw, f"GALIP needs a square ViT patch grid; clip gives {gh}x{gw}")
-
-        # ---- where Mate-D taps the ViT and where Mate-G prompts it (1-based blocks) ----
-        taps = _get(d, "taps")
-        self.taps = (
-            arch.check_blocks("model.discriminator.taps", taps, depth)
-            if taps is not None
-            else arch.map_blocks(arch.OFFICIAL_TAPS, depth)
+        # where Mate-D taps the ViT (1-based blocks; None = the official choice mapped)
+        self.taps = _blocks("model.discriminator.taps", m.discriminator.taps, arch.OFFICIAL_TAPS, depth)
+        self.z_dim = m.z_dim
+        self.generator = self._build_generator(m.generator, clip, int(resolution))
+        d = m.discriminator
+        self.discriminator = MateD(
+            width=clip.vit_width,
+            grid=(gh, gw),
+            n_taps=len(self.taps),
+            sentence_dim=clip.embed_dim,
+            out_channels=d.out_channels,
+            assessor_channels=d.assessor_channels,
         )
-        prompt_blocks = _get(g, "prompt_blocks")
-        prompt_blocks = (
-            arch.check_blocks("model.generator.prompt_blocks", prompt_blocks, depth)
-            if prompt_blocks is not None
-            else arch.map_blocks(arch.OFFICIAL_PROMPT_BLOCKS, depth)
-        )
+        # ---- objectives and optimisers ----
+        loss = m.loss
+        self.clip_weight, self.gp_k, self.gp_p = loss.clip_weight, loss.magp_k, loss.magp_p
+        self.mismatch_weight = loss.mismatch_weight
+        # Mode-seeking term (MSGAN, Mao et al., CVPR 2019, eq. 3); 0 = off (official GALIP).
+        self.mode_seeking = loss.mode_seeking
+        # DiffAugment translation of every image before the frozen CLIP (galip/augment.py); 0 = off.
+        self.translation = m.augment.translation
+        # One fake batch per step, made in the D phase and reused (graph kept) by the G phase, as
+        # the official training loop does, where the loop allows it (ctx.share_across_phases);
+        # false = a fresh no-grad fake in the D phase and a new one (new z) in the G phase (costs
+        # one more G forward and ViT pass per image).
+        self.share_fake = m.share_fake
+        o = m.optim
+        betas = tuple(o.betas)
+        self._opt_g = OptimizerSpec("adam", o.lr_g, betas, grad_clip=o.grad_clip_g)
+        self._opt_d = OptimizerSpec("adam", o.lr_d, betas, grad_clip=o.grad_clip_d)
+        # Instance attribute: the engine keys its EMA on it (None: no EMA, the official setting).
+        self.ema_network = "generator" if m.ema else None
+        self._truncation = m.sampling.truncation
 
-        # ---- image-generator schedule: sizes from grid -> resolution, DF-GAN channels ----
-        sizes = _get(g, "sizes")
-        sizes = [int(s) for s in sizes] if sizes is not None else arch.generator_sizes(gh, int(resolution))
+    def _build_generator(self, g: GeneratorNode, clip, resolution: int) -> MateG:
+        """Mate-G: prompts at ``g.prompt_blocks``; image-generator sizes from the ViT grid to
+        ``resolution`` and DF-GAN channels, unless ``g`` gives them."""
+        depth, (gh, _) = clip.vit_layers, clip.vit_grid
+        prompt_blocks = _blocks(
+            "model.generator.prompt_blocks", g.prompt_blocks, arch.OFFICIAL_PROMPT_BLOCKS, depth
+        )
+        sizes = list(g.sizes) if g.sizes is not None else arch.generator_sizes(gh, resolution)
         require(
-            sizes[-1] == int(resolution),
+            sizes[-1] == resolution,
             f"model.generator.sizes={sizes} must end at data.resolution={resolution}",
         )
-        ngf = int(_get(g, "ngf", 64))
-        max_mult = int(_get(g, "max_mult", 8))
-        channels = _get(g, "channels")
         channels = (
-            [int(c) for c in channels]
-            if channels is not None
-            else arch.generator_channels(len(sizes), ngf, max_mult)
+            list(g.channels)
+            if g.channels is not None
+            else arch.generator_channels(len(sizes), g.ngf, g.max_mult)
         )
         require(
             len(channels) == len(sizes),
             f"model.generator.channels={channels} needs one entry per block of sizes={sizes}",
         )
-        self.z_dim = int(_get(m, "z_dim", 100))
-        E = clip.embed_dim
-        self.generator = MateG(
+        fusion = g.fusion_channels if g.fusion_channels is not None else g.ngf * g.max_mult
+        return MateG(
             clip,
-            sentence_dim=E,
+            sentence_dim=clip.embed_dim,
             z_dim=self.z_dim,
-            bridge_channels=int(_get(g, "bridge_channels", 64)),
-            bridge_mid_channels=int(_get(g, "bridge_mid_channels", 32)),
-            bridge_blocks=int(_get(g, "bridge_blocks", 4)),
+            bridge_channels=g.bridge_channels,
+            bridge_mid_channels=g.bridge_mid_channels,
+            bridge_blocks=g.bridge_blocks,
             prompt_blocks=prompt_blocks,
-            fusion_channels=int(_get(g, "fusion_channels", ngf * max_mult)),
+            fusion_channels=fusion,
             sizes=sizes,
             channels=channels,
-            vit_mix=float(_get(g, "vit_mix", 0.1)),
+            vit_mix=g.vit_mix,
         )
-        self.discriminator = MateD(
-            width=clip.vit_width,
-            grid=(gh, gw),
-            n_taps=len(self.taps),
-            sentence_dim=E,
-            out_channels=int(_get(d, "out_channels", 512)),
-            assessor_channels=int(_get(d, "assessor_channels", 128)),
-        )
-
-        # ---- objectives and optimisers ----
-        self.clip_weight = float(_get(loss, "clip_weight", 4.0))
-        self.gp_k = float(_get(loss, "magp_k", 2.0))
-        self.gp_p = float(_get(loss, "magp_p", 6.0))
-        self.mismatch_weight = float(_get(loss, "mismatch_weight", 0.5))
-        # Mode-seeking term (MSGAN, Mao et al., CVPR 2019, eq. 3); 0 = off (official GALIP).
-        self.mode_seeking = float(_get(loss, "mode_seeking", 0.0))
-        require(self.mode_seeking >= 0, f"model.loss.mode_seeking={self.mode_seeking} must be >= 0")
-        # DiffAugment translation of every image before the frozen CLIP (galip/augment.py); 0 = off.
-        self.translation = float(_get(_get(m, "augment", {}), "translation", 0.0))
-        require(
-            0 <= self.translation < 0.5, f"model.augment.translation={self.translation} must be in [0, 0.5)"
-        )
-        # One fake batch per step, made in the D phase and reused (graph kept) by the G phase, as
-        # the official training loop does, where the loop allows it (ctx.share_across_phases);
-        # false = a fresh no-grad fake in the D phase and a new one (new z) in the G phase (costs
-        # one more G forward and ViT pass per image).
-        share = _get(m, "share_fake", True)
-        if not isinstance(share, bool):
-            raise bad_value("model.share_fake", share, "true, false")
-        self.share_fake = share
-        betas = tuple(float(b) for b in _get(opt, "betas", (0.0, 0.9)))
-        require(len(betas) == 2, f"model.optim.betas={list(betas)} must be two numbers")
-        self._opt_g = OptimizerSpec(
-            "adam", float(_get(opt, "lr_g", 1e-4)), betas, grad_clip=_get(opt, "grad_clip_g")
-        )
-        self._opt_d = OptimizerSpec(
-            "adam", float(_get(opt, "lr_d", 4e-4)), betas, grad_clip=_get(opt, "grad_clip_d")
-        )
-        ema = _get(m, "ema", False)
-        if not isinstance(ema, bool):
-            raise bad_value("model.ema", ema, "true, false")
-        # Instance attribute: the engine keys its EMA on it (None: no EMA, the official setting).
-        self.ema_network = "generator" if ema else None
-        trunc = _get(_get(m, "sampling", {}), "truncation")
-        self._truncation = None if trunc is None else float(trunc)
 
     @classmethod
     def from_config(cls, cfg) -> GALIPFamily:
         from ldm_vs_gan.components import build_clip, check_available
 
+        m = read_model(cfg.model)  # a bad model key fails before any work
         check_available(clip=cfg.clip)  # before anything is built or trained
         clip = build_clip(cfg.clip, data_cfg=cfg.data)
-        return cls(clip, cfg.model, int(cfg.data.resolution))
+        return cls(clip, m, int(cfg.data.resolution))
 
     # ---- the Family contract ----------------------------------------------------------------
 

@@ -23,8 +23,10 @@ from typing import Any
 
 import torch
 
+from ldm_vs_gan import schema
 from ldm_vs_gan.data.batch import Batch
 from ldm_vs_gan.errors import bad_value, require
+from ldm_vs_gan.ldm.config import CacheNode, LDMConfig, UNetNode
 from ldm_vs_gan.ldm.guidance import PerImageNoise, guided_denoiser
 from ldm_vs_gan.ldm.objective import ObjectiveConfig, diffusion_loss
 from ldm_vs_gan.ldm.samplers import SAMPLERS, get_sampler
@@ -35,105 +37,79 @@ from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
 SAMPLING_KEYS = ("sampler", "steps", "guidance", "negative_prompt", "eta")
 
 
-def _node(cfg, key) -> dict:
-    """``cfg[key]`` as a plain dict (DictConfig, dict or missing)."""
-    if cfg is None:
-        return {}
-    v = cfg.get(key) if hasattr(cfg, "get") else None
-    if v is None:
-        return {}
-    if hasattr(v, "items"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(v, resolve=True) if not isinstance(v, dict) else dict(v)
-    return v
-
-
 class LDMFamily(Family):
     ema_network = "unet"
     generative = True
 
     def __init__(self, clip, autoencoder, model_cfg, resolution: int, data_cfg=None):
+        """``model_cfg``: an :class:`LDMConfig`, or a ``model`` node (DictConfig, dict or None)
+        read onto its defaults (the shipped configs/model/ldm.yaml values)."""
         super().__init__()
         self.clip = clip  # frozen (keeps itself in eval, requires_grad False)
         self.ae = autoencoder  # frozen
-        m = model_cfg
+        m = model_cfg if isinstance(model_cfg, LDMConfig) else schema.read(LDMConfig, model_cfg, "model")
+        self.config = m
         require(
             resolution % autoencoder.factor == 0,
             f"data.resolution={resolution} must be divisible by the autoencoder factor {autoencoder.factor}",
         )
         self.latent_shape = autoencoder.latent_shape(int(resolution))  # (c, h, w)
-
-        u = _node(m, "unet")
-        size = u.pop("size", "toy")
-        u["in_channels"] = u["out_channels"] = autoencoder.latent_channels
-        u["context_dim"] = clip.token_dim
-        cond = _node(m, "conditioning")
-        self.pooled_text = bool(cond.get("pooled", False))
-        u["pooled_dim"] = clip.embed_dim if self.pooled_text else 0
-        self.unet = UNet(unet_config(size, **u))
-        require(
-            self.latent_shape[1] % self.unet.downsample_factor == 0,
-            f"latent side {self.latent_shape[1]} must be divisible by 2^(levels-1)="
-            f"{self.unet.downsample_factor}; use fewer model.unet.channel_mult levels",
-        )
-
-        d = _node(m, "diffusion")
-        self.schedule = NoiseSchedule(
-            d.get("schedule", "scaled_linear"),
-            int(d.get("timesteps", 1000)),
-            float(d.get("beta_start", 0.00085)),
-            float(d.get("beta_end", 0.012)),
-            bool(d.get("zero_terminal_snr", False)),
-        )
+        self.pooled_text = m.conditioning.pooled
+        self.unet = self._build_unet(m.unet, clip, autoencoder)
+        d = m.diffusion
+        self.schedule = NoiseSchedule(d.schedule, d.timesteps, d.beta_start, d.beta_end, d.zero_terminal_snr)
         self.objective = ObjectiveConfig(
-            target=d.get("target", "eps"),
-            loss=d.get("loss", "mse"),
-            min_snr_gamma=d.get("min_snr_gamma"),
-            offset_noise=float(d.get("offset_noise", 0.0)),
-            t_sampling=d.get("t_sampling", "uniform"),
-            t_skew_power=float(d.get("t_skew_power", 2.0)),
+            target=d.target,
+            loss=d.loss,
+            min_snr_gamma=d.min_snr_gamma,
+            offset_noise=d.offset_noise,
+            t_sampling=d.t_sampling,
+            t_skew_power=d.t_skew_power,
         )
         self.objective.validate(self.schedule)
-        self.caption_dropout = float(_node(m, "conditioning").get("caption_dropout", 0.1))
-        require(
-            0.0 <= self.caption_dropout < 1.0,
-            f"model.conditioning.caption_dropout={self.caption_dropout} must be in [0, 1)",
-        )
-
-        o = _node(m, "optim")
-        name = o.get("name", "adamw")
-        if name not in ("adam", "adamw"):
-            raise bad_value("model.optim.name", name, ["adam", "adamw"])
-        betas = tuple(float(b) for b in o.get("betas", (0.9, 0.999)))
-        require(len(betas) == 2, f"model.optim.betas={list(betas)} must be two numbers")
-        self._opt = OptimizerSpec(
-            name,
-            float(o.get("lr", 1e-4)),
-            betas,
-            float(o.get("eps", 1e-8)),
-            float(o.get("weight_decay", 0.0)),
-            o.get("grad_clip"),
-        )
-
-        s = _node(m, "sampling")
+        self.caption_dropout = m.conditioning.caption_dropout
+        o = m.optim
+        self._opt = OptimizerSpec(o.name, o.lr, tuple(o.betas), o.eps, o.weight_decay, o.grad_clip)
+        s = m.sampling
         self._sampling = {
-            "sampler": s.get("sampler", "ddim"),
-            "steps": int(s.get("steps", 50)),
-            "guidance": float(s.get("guidance", 1.0)),
-            "negative_prompt": s.get("negative_prompt", "") or "",
-            "eta": float(s.get("eta", 0.0)),
+            "sampler": s.sampler,
+            "steps": s.steps,
+            "guidance": s.guidance,
+            "negative_prompt": s.negative_prompt or "",
+            "eta": s.eta,
         }
         self._check_sampling(self._sampling)
+        self._setup_caches(m.cache, autoencoder, data_cfg)
 
-        c = _node(m, "cache")
+    def _build_unet(self, u: UNetNode, clip, autoencoder) -> UNet:
+        """The UNet of size ``u.size`` with ``u``'s overrides; in/out channels from the
+        autoencoder, context (and pooled) widths from the CLIP."""
+        unet = UNet(
+            unet_config(
+                u.size,
+                **u.overrides(),
+                in_channels=autoencoder.latent_channels,
+                out_channels=autoencoder.latent_channels,
+                context_dim=clip.token_dim,
+                pooled_dim=clip.embed_dim if self.pooled_text else 0,
+            )
+        )
+        require(
+            self.latent_shape[1] % unet.downsample_factor == 0,
+            f"latent side {self.latent_shape[1]} must be divisible by 2^(levels-1)="
+            f"{unet.downsample_factor}; use fewer model.unet.channel_mult levels",
+        )
+        return unet
+
+    def _setup_caches(self, c: CacheNode, autoencoder, data_cfg) -> None:
+        """Latents are memoised only when deterministic (posterior mode) and not augmented."""
         aug = data_cfg is not None and (
             bool(data_cfg.get("hflip", False)) or data_cfg.get("crop") == "random"
         )
         deterministic = getattr(autoencoder, "latent", "mode") == "mode"
-        self._cache_latents = bool(c.get("latents", True)) and deterministic and not aug
-        self._cache_max = int(c.get("max_entries", 200_000))
-        self._cache_text = bool(c.get("text", True))
+        self._cache_latents = c.latents and deterministic and not aug
+        self._cache_max = c.max_entries
+        self._cache_text = c.text
         self._lat_cache: dict[str, torch.Tensor] = {}
         self._txt_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -141,11 +117,12 @@ class LDMFamily(Family):
     def from_config(cls, cfg) -> LDMFamily:
         from ldm_vs_gan.components import build_autoencoder, build_clip, check_available
 
+        m = schema.read(LDMConfig, cfg.model, "model")  # a bad model key fails before any work
         # every pretrained weight located first: the toy CLIP may train for minutes before the VAE
         check_available(clip=cfg.clip, autoencoder=cfg.autoencoder)
         clip = build_clip(cfg.clip, data_cfg=cfg.data)
         ae = build_autoencoder(cfg.autoencoder, data_cfg=cfg.data)
-        return cls(clip, ae, cfg.model, int(cfg.data.resolution), data_cfg=cfg.data)
+        return cls(clip, ae, m, int(cfg.data.resolution), data_cfg=cfg.data)
 
     # ---- the Family contract ----------------------------------------------------------------
 
