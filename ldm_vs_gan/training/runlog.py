@@ -17,9 +17,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ldm_vs_gan.errors import bad_value
+from ldm_vs_gan import schema
+from ldm_vs_gan.training.config import LOGGERS, LoggerConfig
 
-LOGGERS = ("wandb", "none")
+__all__ = ["LOGGERS", "RunLogger", "truncate_jsonl"]
 
 
 def _jsonable(v):
@@ -59,15 +60,14 @@ class RunLogger:
         self.wandb = None
         self.bar = None
         self._file = None
-        name = cfg.logger.get("name", "none") if "logger" in cfg and cfg.logger is not None else "none"
-        if name not in LOGGERS:
-            raise bad_value("logger.name", name, LOGGERS)
+        # a missing logger node is logger=none; keys, defaults and checks: training/config.py
+        self.config = schema.read(LoggerConfig, cfg.get("logger"), "logger")
         if not enabled:
             return
         path = run_dir / "metrics.jsonl"
         truncate_jsonl(path, start_images)
         self._file = open(path, "a", buffering=1)
-        if name == "wandb":
+        if self.config.name == "wandb":
             self._init_wandb(cfg)
         if progress:
             from tqdm import tqdm
@@ -86,23 +86,23 @@ class RunLogger:
     def _init_wandb(self, cfg: DictConfig) -> None:
         import wandb
 
-        lc = cfg.logger
+        lc = self.config
         id_file = self.run_dir / "wandb_id.txt"
         run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
         id_file.write_text(run_id + "\n")
         self.wandb = wandb.init(
-            project=lc.get("project", "ldm_vs_gan"),
-            entity=lc.get("entity"),
-            group=lc.get("group"),
-            tags=list(lc.get("tags") or []),
-            name=lc.get("run_name") or self.run_dir.name,
-            mode=lc.get("mode", "offline"),
+            project=lc.project,
+            entity=lc.entity,
+            group=lc.group,
+            tags=list(lc.tags),
+            name=lc.run_name or self.run_dir.name,
+            mode=lc.mode,
             dir=str(self.run_dir),
             id=run_id,
             resume="allow",
             config=OmegaConf.to_container(cfg, resolve=True),
         )
-        self.log_images = bool(lc.get("log_images", True))
+        self.log_images = lc.log_images
 
     def log(self, record: dict) -> None:
         if not self.enabled:

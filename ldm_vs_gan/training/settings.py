@@ -1,5 +1,8 @@
 """``cfg.trainer`` read once into a typed object, with every check that must fail before any work.
 
+The keys, their defaults and their checks are :class:`ldm_vs_gan.training.config.TrainerConfig`
+(the single source; ``configs/trainer/default.yaml`` states the same values).
+
 Each problem is one line naming the key, the value and what is allowed (``errors.bad_value``).
 """
 
@@ -9,11 +12,11 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
+from ldm_vs_gan import schema
 from ldm_vs_gan.errors import ConfigError, bad_value, require
-from ldm_vs_gan.training.optim import LR_DECAYS
-from ldm_vs_gan.training.precision import PRECISIONS
+from ldm_vs_gan.training.config import ON_NONFINITE, LoggerConfig, TrainerConfig
 
-ON_NONFINITE = ("stop", "skip")
+__all__ = ["ON_NONFINITE", "Settings", "check_optimizer_keys", "crossed", "read"]
 
 
 @dataclass
@@ -55,15 +58,6 @@ class Settings:
         return self.per_rank_batch // self.accumulate
 
 
-def _int(t: DictConfig, key: str, minimum: int = 0) -> int:
-    v = t.get(key)
-    if v is None:
-        return 0
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ConfigError(f"trainer.{key}={v!r} is not allowed; choose an integer >= {minimum}")
-    return v
-
-
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -92,52 +86,43 @@ def check_optimizer_keys(node, prefix: str = "model") -> None:
 
 
 def read(cfg: DictConfig, world_size: int) -> Settings:
+    """``cfg.trainer`` read with :class:`TrainerConfig` (a missing key gets the default.yaml value;
+    an unknown key, a wrong type or a refused value is one line naming ``trainer.<key>``)."""
     if "trainer" not in cfg or cfg.trainer is None:
         raise ConfigError("trainer is missing; choose a trainer config, e.g. trainer=default")
     seed = cfg.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise bad_value("seed", seed, "an integer >= 0")
     check_optimizer_keys(cfg.get("model"))
-    t = cfg.trainer
-    precision = t.get("precision", "auto")
-    if precision not in PRECISIONS:
-        raise bad_value("trainer.precision", precision, PRECISIONS)
-    lr_decay = t.get("lr_decay", "none")
-    if lr_decay not in LR_DECAYS:
-        raise bad_value("trainer.lr_decay", lr_decay, LR_DECAYS)
-    on_nf = t.get("on_nonfinite", "stop")
-    if on_nf not in ON_NONFINITE:
-        raise bad_value("trainer.on_nonfinite", on_nf, ON_NONFINITE)
-    ema = t.get("ema") or {}
-    sample = t.get("sample") or {}
-    ev = t.get("eval") or {}
+    t = schema.read(TrainerConfig, cfg.trainer, "trainer")
+    schema.read(LoggerConfig, cfg.get("logger"), "logger")  # before any work; runlog reads it again
     s = Settings(
-        max_images=_int(t, "max_images", 1),
-        batch_size=_int(t, "batch_size", 1),
-        accumulate=_int(t, "accumulate", 1),
-        precision=precision,
-        device=t.get("device", "auto"),
-        warmup_images=_int(t, "warmup_images"),
-        lr_decay=lr_decay,
-        min_lr_ratio=float(t.get("min_lr_ratio", 0.0)),
-        on_nonfinite=on_nf,
-        log_every=_int(t, "log_every"),
-        sample_every=_int(t, "sample_every"),
-        eval_every=_int(t, "eval_every"),
-        ckpt_every=_int(t, "ckpt_every"),
-        keep_checkpoints=_int(t, "keep_checkpoints"),
-        ema_decay=float(ema.get("decay", 0.9999)),
-        ema_warmup=bool(ema.get("warmup", True)),
-        ema_every=int(ema.get("every", 1)),
-        sample_n=int(sample.get("n", 16)),
-        sample_seed=int(sample.get("seed", 0)),
-        sample_nrow=int(sample.get("nrow", 4)),
-        eval_n=int(ev.get("n", 64)),
-        eval_batch_size=int(ev.get("batch_size", 32)),
-        progress=bool(t.get("progress", True)),
-        measure_flops=bool(t.get("measure_flops", True)),
-        num_workers=t.get("num_workers"),
-        dist_timeout_s=float(t.get("dist_timeout_s", 1800)),
+        max_images=t.max_images,
+        batch_size=t.batch_size,
+        accumulate=t.accumulate,
+        precision=t.precision,
+        device=t.device,
+        warmup_images=t.warmup_images,
+        lr_decay=t.lr_decay,
+        min_lr_ratio=t.min_lr_ratio,
+        on_nonfinite=t.on_nonfinite,
+        log_every=t.log_every,
+        sample_every=t.sample_every,
+        eval_every=t.eval_every,
+        ckpt_every=t.ckpt_every,
+        keep_checkpoints=t.keep_checkpoints,
+        ema_decay=t.ema.decay,
+        ema_warmup=t.ema.warmup,
+        ema_every=t.ema.every,
+        sample_n=t.sample.n,
+        sample_seed=t.sample.seed,
+        sample_nrow=t.sample.nrow,
+        eval_n=t.eval.n,
+        eval_batch_size=t.eval.batch_size,
+        progress=t.progress,
+        measure_flops=t.measure_flops,
+        num_workers=t.num_workers,
+        dist_timeout_s=float(t.dist_timeout_s),
         world_size=world_size,
     )
     require(
@@ -145,13 +130,6 @@ def read(cfg: DictConfig, world_size: int) -> Settings:
         f"trainer.batch_size={s.batch_size} must be divisible by world_size*trainer.accumulate="
         f"{world_size}*{s.accumulate}={world_size * s.accumulate}",
     )
-    require(
-        0.0 <= s.ema_decay < 1.0,
-        f"trainer.ema.decay={s.ema_decay!r} is not allowed; choose a value in [0, 1)",
-    )
-    require(s.ema_every >= 1, f"trainer.ema.every={s.ema_every} must be an integer >= 1")
-    require(s.eval_batch_size >= 1, f"trainer.eval.batch_size={s.eval_batch_size} must be >= 1")
-    require(s.sample_n >= 0 and s.eval_n >= 0, "trainer.sample.n and trainer.eval.n must be >= 0")
     return s
 
 
