@@ -103,7 +103,22 @@ def prevalidate(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
             run_dir = str(cfg.run_dir)
     except Exception as ex:  # Hydra/OmegaConf composition errors: unknown keys, syntax, interpolation
         fail(_one_line(ex))
+    check_values(cfg)
     check_run_dir(Path(run_dir))
+
+
+def check_values(cfg) -> None:
+    """The trainer's and the data's value checks, before Hydra creates the run dir (a refused
+    value leaves nothing behind); the trainer runs them again, for callers of ``run``."""
+    from ldm_vs_gan import data
+    from ldm_vs_gan.distributed import env_world_size
+    from ldm_vs_gan.training import settings
+
+    try:
+        settings.read(cfg, env_world_size())
+        data.check_config(cfg.data)
+    except UserError as ex:
+        fail(str(ex))
 
 
 def check_run_dir(path: Path) -> None:

@@ -218,7 +218,7 @@ def test_unreadable_checkpoint_is_one_line_naming_the_file(small_run, tmp_path, 
 def test_bad_values_are_one_line_naming_the_key(tmp_path, override, needle):
     proc = train([*LDM_TINY, override, f"run_dir={tmp_path / 'run'}"], timeout=120)
     _one_line(proc, needle)
-    assert not (tmp_path / "run/checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # refused before Hydra creates the run dir
 
 
 def test_run_dir_that_is_a_file_is_one_line(tmp_path):
