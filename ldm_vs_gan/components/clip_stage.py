@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from ldm_vs_gan.components.clip import CLIP_MEAN, CLIP_STD, bpe_tokenizer, build_open_clip
-from ldm_vs_gan.components.sources import _get, _plain, clip_arch
+from ldm_vs_gan.components.config import CLIPStageConfig, read_whole_arch
+from ldm_vs_gan.components.sources import clip_arch
 from ldm_vs_gan.data.batch import Batch
 from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
 
@@ -92,16 +93,16 @@ class CLIPStage(Family):
 
     @classmethod
     def from_config(cls, cfg) -> CLIPStage:
-        m = cfg.model
-        arch = clip_arch(_plain(m.arch), int(cfg.data.resolution))
+        m = read_whole_arch(CLIPStageConfig, cfg.model, "model")
+        arch = clip_arch(m.arch, int(cfg.data.resolution))
         return cls(
             arch,
             lr=float(m.lr),
-            weight_decay=float(_get(m, "weight_decay", 0.1)),
-            warm_scale=_get(m, "init_logit_scale", None),
-            grad_clip=_get(m, "grad_clip", 1.0),
-            betas=tuple(_get(m, "betas", (0.9, 0.98))),
-            ema=bool(_get(m, "ema", False)),
+            weight_decay=float(m.weight_decay),
+            warm_scale=m.init_logit_scale,
+            grad_clip=m.grad_clip,
+            betas=tuple(m.betas),
+            ema=bool(m.ema),
         )
 
     def phases(self) -> list[Phase]:

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import is_dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
@@ -75,7 +76,13 @@ def _data_identity(data_cfg) -> dict:
 
 def stage_config(kind: str, comp_cfg, data_cfg):
     """The full config of the toy stage ``kind`` (``clip`` | ``vae``) for this data."""
-    extra = list(comp_cfg.get("stage_overrides", None) or []) if comp_cfg is not None else []
+    extra = []
+    if comp_cfg is not None:
+        if not is_dataclass(comp_cfg):
+            from ldm_vs_gan.components.config import read_autoencoder, read_clip
+
+            comp_cfg = (read_clip if kind == "clip" else read_autoencoder)(comp_cfg)
+        extra = list(getattr(comp_cfg, "stage_overrides", None) or [])
     base = [f"model={kind}", "logger=none"]
     # model=<kind> picks its budget preset (configs/trainer/<kind>_stage.yaml); stage_overrides win.
     cfg = _compose(base + extra)

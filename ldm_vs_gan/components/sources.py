@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ldm_vs_gan.components.autoencoder import FrozenAutoencoder, build_autoencoder_kl
 from ldm_vs_gan.components.clip import FrozenCLIP, bpe_tokenizer, build_open_clip
+from ldm_vs_gan.components.config import AE_SOURCES, CLIP_SOURCES, read_autoencoder, read_clip
 from ldm_vs_gan.components.weights import (
     downloads_allowed,
     existing_path,
@@ -36,16 +37,7 @@ from ldm_vs_gan.components.weights import (
 )
 from ldm_vs_gan.errors import MissingWeightsError, bad_value
 
-CLIP_SOURCES = ("pretrained", "file", "local-dir", "run", "toy", "random")
-AE_SOURCES = ("hub", "local-dir", "run", "toy", "random")
-
-
-def _get(cfg, key, default=None):
-    if cfg is None:
-        return default
-    if isinstance(cfg, dict):
-        return cfg.get(key, default)
-    return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+__all__ = ["AE_SOURCES", "CLIP_SOURCES"]  # re-exported: their home is components/config.py
 
 
 def _plain(x):
@@ -61,7 +53,11 @@ def _plain(x):
 
 
 def _resolution(data_cfg, default: int = 32) -> int:
-    return int(_get(data_cfg, "resolution", default) or default)
+    """``data.resolution`` of a data node (typed, DictConfig or a run dir's plain dict)."""
+    if data_cfg is None:
+        return default
+    res = data_cfg.get("resolution") if hasattr(data_cfg, "get") else getattr(data_cfg, "resolution", None)
+    return int(res or default)
 
 
 # ============================================================================ CLIP
@@ -107,21 +103,21 @@ def _clip_named(name: str, context_length=None, quick_gelu: bool = False):
 
 def _clip_architecture(cfg, data_cfg):
     """(model, tokenizer) with random weights from ``clip.model`` (open_clip name) or ``clip.arch``."""
-    name, arch = _get(cfg, "model"), _get(cfg, "arch")
+    name, arch = cfg.model, cfg.arch
     if name:
-        return _clip_named(name, _get(cfg, "context_length"), bool(_get(cfg, "quick_gelu") or False))
+        return _clip_named(name, cfg.context_length, bool(cfg.quick_gelu or False))
     if arch:
-        return _clip_from_arch(clip_arch(arch, _resolution(data_cfg)), _get(cfg, "context_length"))
+        return _clip_from_arch(clip_arch(arch, _resolution(data_cfg)), cfg.context_length)
     raise bad_value("clip.model", name, "an open_clip model name, or set clip.arch")
 
 
 def _pretrained_cfg(name: str, tag: str, cfg) -> dict:
     """open_clip's pretrained entry for (name, tag); ``clip.hf_repo`` (set in the shipped configs)
     short-cuts it, so a missing weight is reported without importing open_clip (seconds)."""
-    if _get(cfg, "hf_repo"):
+    if cfg.hf_repo:
         return {
-            "hf_hub": str(_get(cfg, "hf_repo")).rstrip("/") + "/",
-            "quick_gelu": bool(_get(cfg, "quick_gelu") or False),
+            "hf_hub": str(cfg.hf_repo).rstrip("/") + "/",
+            "quick_gelu": bool(cfg.quick_gelu or False),
         }
     from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
@@ -155,7 +151,7 @@ def _pretrained_file(pcfg: dict, cache_dir) -> str | None:
 
 def _clip_pretrained_path(cfg) -> tuple[dict, str]:
     """(open_clip pretrained entry, local weights file, or the tag when a download is allowed)."""
-    name, tag = _get(cfg, "model"), _get(cfg, "pretrained")
+    name, tag = cfg.model, cfg.pretrained
     if not name or not tag:
         raise bad_value(
             "clip.pretrained" if name else "clip.model",
@@ -164,9 +160,9 @@ def _clip_pretrained_path(cfg) -> tuple[dict, str]:
             "clip.pretrained=laion2b_s34b_b79k)",
         )
     pcfg = _pretrained_cfg(name, tag, cfg)
-    path = _pretrained_file(pcfg, _get(cfg, "cache_dir"))
+    path = _pretrained_file(pcfg, cfg.cache_dir)
     if path is None:
-        if not downloads_allowed(bool(_get(cfg, "allow_download", False))):
+        if not downloads_allowed(bool(cfg.allow_download)):
             where = pcfg.get("hf_hub") or pcfg.get("url")
             raise MissingWeightsError(
                 f"clip.pretrained={tag!r} (clip.model={name!r}): weights not on this machine "
@@ -181,27 +177,25 @@ def _clip_pretrained_path(cfg) -> tuple[dict, str]:
 
 
 def _clip_pretrained(cfg, data_cfg):
-    name, tag = _get(cfg, "model"), _get(cfg, "pretrained")
-    cache = _get(cfg, "cache_dir")
+    name, tag = cfg.model, cfg.pretrained
+    cache = cfg.cache_dir
     pcfg, path = _clip_pretrained_path(cfg)
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg
 
     # open_clip's own entry (when it has one) knows the tag's mean/std (e.g. ViT-L-14 laion2b: 0.5).
     pcfg = {**pcfg, **get_pretrained_cfg(name, tag)}
-    quick = _get(cfg, "quick_gelu")
+    quick = cfg.quick_gelu
     kw = {"force_quick_gelu": bool(pcfg.get("quick_gelu", False) if quick is None else quick)}
-    if _get(cfg, "context_length"):
-        kw["force_context_length"] = int(_get(cfg, "context_length"))
+    if cfg.context_length:
+        kw["force_context_length"] = int(cfg.context_length)
     try:
         model = open_clip.create_model(name, pretrained=path, cache_dir=cache, **kw)
     except Exception as e:  # a download that failed, a corrupt file
         raise MissingWeightsError(
             f"clip.pretrained={tag!r} (clip.model={name!r}) could not be loaded from {path}: {one_line(e, 200)}"
         ) from None
-    tok = open_clip.get_tokenizer(
-        name, context_length=int(_get(cfg, "context_length") or model.context_length)
-    )
+    tok = open_clip.get_tokenizer(name, context_length=int(cfg.context_length or model.context_length))
     info = {"source": "pretrained", "model": name, "pretrained": tag, "path": str(path)}
     return FrozenCLIP(
         model,
@@ -214,7 +208,7 @@ def _clip_pretrained(cfg, data_cfg):
 
 def _clip_file_path(cfg) -> Path:
     return existing_path(
-        _get(cfg, "path"),
+        cfg.path,
         "clip.path",
         "an open_clip state-dict file (.safetensors, .pt, .bin)",
         "Set clip.model (open_clip name) or clip.arch to its architecture.",
@@ -229,7 +223,7 @@ def _clip_file(cfg, data_cfg):
     return FrozenCLIP(
         model,
         tok,
-        info={"source": "file", "path": str(path), "sha256": sha256, "model": _get(cfg, "model")},
+        info={"source": "file", "path": str(path), "sha256": sha256, "model": cfg.model},
     )
 
 
@@ -238,7 +232,7 @@ def _clip_local_dir_path(cfg) -> Path:
         "A folder with open_clip_config.json and open_clip_model.safetensors (or "
         "open_clip_pytorch_model.bin), e.g. a snapshot of an open_clip hub repo."
     )
-    path = existing_path(_get(cfg, "path"), "clip.path", "a local open_clip folder", how)
+    path = existing_path(cfg.path, "clip.path", "a local open_clip folder", how)
     if not (path / "open_clip_config.json").is_file():
         raise MissingWeightsError(f"clip.path={str(path)!r} has no open_clip_config.json. {how}")
     return path
@@ -259,7 +253,7 @@ def clip_from_run(run_dir, key: str = "clip.path") -> FrozenCLIP:
     ``weights/clip.safetensors`` (falls back to the checkpoint's network state)."""
     run = _stage_run(run_dir, "clip", key)
     rcfg = _run_config(run, key)
-    arch = clip_arch(_get(rcfg["model"], "arch"), _resolution(rcfg.get("data")))
+    arch = clip_arch(rcfg["model"].get("arch"), _resolution(rcfg.get("data")))
     wfile, sd, sha256 = _run_weights(run, "clip", key)
     model, tok = _clip_from_arch(arch)
     _load_strict(model, sd, key, wfile)
@@ -268,12 +262,12 @@ def clip_from_run(run_dir, key: str = "clip.path") -> FrozenCLIP:
 
 
 def _clip_run(cfg, data_cfg):
-    return clip_from_run(_get(cfg, "path"))
+    return clip_from_run(cfg.path)
 
 
 def _clip_random(cfg, data_cfg):
     model, tok = _clip_architecture(cfg, data_cfg)
-    return FrozenCLIP(model, tok, info={"source": "random", "model": _get(cfg, "model")})
+    return FrozenCLIP(model, tok, info={"source": "random", "model": cfg.model})
 
 
 def _clip_toy(cfg, data_cfg):
@@ -285,7 +279,8 @@ def _clip_toy(cfg, data_cfg):
 def build_clip(clip_cfg, *, data_cfg=None) -> FrozenCLIP:
     """The frozen CLIP of ``clip_cfg`` (the ``clip`` node); ``data_cfg`` gives the resolution of
     built architectures and keys the toy CLIP."""
-    src = _get(clip_cfg, "source")
+    clip_cfg = read_clip(clip_cfg)
+    src = clip_cfg.source
     fn = {
         "pretrained": _clip_pretrained,
         "file": _clip_file,
@@ -297,7 +292,7 @@ def build_clip(clip_cfg, *, data_cfg=None) -> FrozenCLIP:
     if fn is None:
         raise bad_value("clip.source", src, CLIP_SOURCES)
     clip = fn(clip_cfg, data_cfg)
-    layer = _get(clip_cfg, "token_layer", -1)
+    layer = clip_cfg.token_layer
     try:
         clip.check_token_layer(layer)
     except ValueError:
@@ -386,10 +381,10 @@ def _vae_how(repo: str, sub) -> str:
 def _ae_hub_local(cfg) -> bool:
     """True when the repo's config and weights are in the HF cache; False when a download is
     allowed; else the one-line error."""
-    repo, sub = _get(cfg, "repo"), _get(cfg, "subfolder")
+    repo, sub = cfg.repo, cfg.subfolder
     if not repo:
         raise bad_value("autoencoder.repo", repo, "a diffusers hub id, e.g. stabilityai/sd-vae-ft-mse")
-    cache = _get(cfg, "cache_dir")
+    cache = cfg.cache_dir
     pre = f"{sub}/" if sub else ""
     have_cfg = hf_cached(repo, pre + "config.json", cache)
     have_w = any(
@@ -397,7 +392,7 @@ def _ae_hub_local(cfg) -> bool:
         for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
     )
     local_only = bool(have_cfg and have_w)
-    if not local_only and not downloads_allowed(bool(_get(cfg, "allow_download", False))):
+    if not local_only and not downloads_allowed(bool(cfg.allow_download)):
         raise MissingWeightsError(
             f"autoencoder.repo={repo!r}: weights not on this machine (not in the "
             f"Hugging Face cache) and downloads are off. {_vae_how(repo, sub)}"
@@ -406,7 +401,7 @@ def _ae_hub_local(cfg) -> bool:
 
 
 def _ae_hub(cfg, data_cfg):
-    repo, sub, cache = _get(cfg, "repo"), _get(cfg, "subfolder"), _get(cfg, "cache_dir")
+    repo, sub, cache = cfg.repo, cfg.subfolder, cfg.cache_dir
     local_only = _ae_hub_local(cfg)
     from diffusers import AutoencoderKL  # only now: importing diffusers alone takes seconds
 
@@ -418,16 +413,16 @@ def _ae_hub(cfg, data_cfg):
         ) from None
     return FrozenAutoencoder(
         vae,
-        scaling_factor=_get(cfg, "scaling_factor"),
-        latent=_get(cfg, "latent", "mode"),
+        scaling_factor=cfg.scaling_factor,
+        latent=cfg.latent,
         info={"source": "hub", "repo": repo, "subfolder": sub},
     )
 
 
 def _ae_local_folder(cfg) -> Path:
     how = "A folder written by AutoencoderKL.save_pretrained (config.json + diffusion_pytorch_model.safetensors)."
-    path = existing_path(_get(cfg, "path"), "autoencoder.path", "a local AutoencoderKL folder", how)
-    sub = _get(cfg, "subfolder")
+    path = existing_path(cfg.path, "autoencoder.path", "a local AutoencoderKL folder", how)
+    sub = cfg.subfolder
     folder = path / sub if sub else path
     if not (folder / "config.json").is_file() or not any(
         (folder / n).is_file() for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -447,8 +442,8 @@ def _ae_local_dir(cfg, data_cfg):
         vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
     return FrozenAutoencoder(
         vae,
-        scaling_factor=_get(cfg, "scaling_factor"),
-        latent=_get(cfg, "latent", "mode"),
+        scaling_factor=cfg.scaling_factor,
+        latent=cfg.latent,
         info={"source": "local-dir", "path": str(folder)},
     )
 
@@ -463,7 +458,7 @@ def autoencoder_from_run(run_dir, key: str = "autoencoder.path", latent: str = "
     sd = dict(sd)
     scale = sd.pop("scaling_factor", None)
     sd = {k[len("vae.") :] if k.startswith("vae.") else k: v for k, v in sd.items()}
-    vae = build_autoencoder_kl(_get(rcfg["model"], "arch"), res)
+    vae = build_autoencoder_kl(rcfg["model"].get("arch"), res)
     _load_strict(vae, sd, key, wfile)
     scale = float(scale) if scale is not None and float(scale) > 0 else 1.0
     return FrozenAutoencoder(
@@ -475,17 +470,17 @@ def autoencoder_from_run(run_dir, key: str = "autoencoder.path", latent: str = "
 
 
 def _ae_run(cfg, data_cfg):
-    return autoencoder_from_run(_get(cfg, "path"), latent=_get(cfg, "latent", "mode"))
+    return autoencoder_from_run(cfg.path, latent=cfg.latent)
 
 
 def _ae_random(cfg, data_cfg):
-    arch = _get(cfg, "arch")
+    arch = cfg.arch
     if not arch:
         raise bad_value("autoencoder.arch", arch, "an architecture dict (channels, layers_per_block, ...)")
     vae = build_autoencoder_kl(
-        _plain(arch), _resolution(data_cfg), scaling_factor=float(_get(cfg, "scaling_factor") or 1.0)
+        _plain(arch), _resolution(data_cfg), scaling_factor=float(cfg.scaling_factor or 1.0)
     )
-    return FrozenAutoencoder(vae, latent=_get(cfg, "latent", "mode"), info={"source": "random"})
+    return FrozenAutoencoder(vae, latent=cfg.latent, info={"source": "random"})
 
 
 def _ae_toy(cfg, data_cfg):
@@ -494,13 +489,14 @@ def _ae_toy(cfg, data_cfg):
     return autoencoder_from_run(
         resolve_toy_stage("vae", cfg, data_cfg),
         key="autoencoder (toy stage)",
-        latent=_get(cfg, "latent", "mode"),
+        latent=cfg.latent,
     )
 
 
 def build_autoencoder(ae_cfg, *, data_cfg=None) -> FrozenAutoencoder:
     """The frozen AutoencoderKL of ``ae_cfg`` (the ``autoencoder`` node)."""
-    src = _get(ae_cfg, "source")
+    ae_cfg = read_autoencoder(ae_cfg)
+    src = ae_cfg.source
     fn = {
         "hub": _ae_hub,
         "local-dir": _ae_local_dir,
@@ -520,12 +516,12 @@ _CLIP_CHECKS = {
     "pretrained": _clip_pretrained_path,
     "file": _clip_file_path,
     "local-dir": _clip_local_dir_path,
-    "run": lambda cfg: _stage_run(_get(cfg, "path"), "clip", "clip.path"),
+    "run": lambda cfg: _stage_run(cfg.path, "clip", "clip.path"),
 }
 _AE_CHECKS = {
     "hub": _ae_hub_local,
     "local-dir": _ae_local_folder,
-    "run": lambda cfg: _stage_run(_get(cfg, "path"), "vae", "autoencoder.path"),
+    "run": lambda cfg: _stage_run(cfg.path, "vae", "autoencoder.path"),
 }
 
 
@@ -533,14 +529,13 @@ def check_available(*, clip=None, autoencoder=None) -> None:
     """Raise the error the build would raise for a weight that is not on this machine, without
     building anything: a family calls it first, so a missing pretrained VAE is reported before
     its toy CLIP trains for minutes."""
-    for node, key, sources, checks in (
-        (clip, "clip", CLIP_SOURCES, _CLIP_CHECKS),
-        (autoencoder, "autoencoder", AE_SOURCES, _AE_CHECKS),
+    for node, read, checks in (
+        (clip, read_clip, _CLIP_CHECKS),
+        (autoencoder, read_autoencoder, _AE_CHECKS),
     ):
         if node is None:
             continue
-        src = _get(node, "source")
-        if src not in sources:
-            raise bad_value(f"{key}.source", src, sources)
+        node = read(node)
+        src = node.source
         if src in checks:
             checks[src](node)

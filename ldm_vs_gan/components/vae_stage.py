@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ldm_vs_gan.components.autoencoder import build_autoencoder_kl
-from ldm_vs_gan.components.sources import _get, _plain
+from ldm_vs_gan.components.config import VAEStageConfig, read_whole_arch
 from ldm_vs_gan.data.batch import Batch
 from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
 
@@ -75,16 +75,16 @@ class VAEStage(Family):
 
     @classmethod
     def from_config(cls, cfg) -> VAEStage:
-        m = cfg.model
+        m = read_whole_arch(VAEStageConfig, cfg.model, "model")
         return cls(
-            _plain(m.arch),
+            m.arch,
             int(cfg.data.resolution),
             lr=float(m.lr),
-            l1=float(_get(m, "l1", 1.0)),
-            l2=float(_get(m, "l2", 0.0)),
-            kl=float(_get(m, "kl", 1e-6)),
-            betas=tuple(_get(m, "betas", (0.9, 0.99))),
-            grad_clip=_get(m, "grad_clip", 1.0),
+            l1=float(m.l1),
+            l2=float(m.l2),
+            kl=float(m.kl),
+            betas=tuple(m.betas),
+            grad_clip=m.grad_clip,
         )
 
     @property

@@ -56,15 +56,6 @@ class Skip(Exception):
     """A sample that cannot be used; ``args[0]`` is the reason (one of :data:`SKIP_REASONS`)."""
 
 
-def _get(cfg, key, default):
-    """``cfg.key`` or ``default`` (kept for rooms outside ``data/``; the data room reads its
-    node through ``data/config.py``)."""
-    if cfg is None:
-        return default
-    val = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
-    return default if val is None else val
-
-
 @dataclass(frozen=True)
 class DecodeOptions:
     """What the decoder does; built from the ``data`` config (configs/data/*.yaml document each)."""

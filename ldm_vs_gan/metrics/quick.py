@@ -14,7 +14,6 @@ from __future__ import annotations
 import torch
 
 from ldm_vs_gan.data.batch import Batch
-from ldm_vs_gan.data.decode import _get
 from ldm_vs_gan.metrics.fid import fid_from_stats
 from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
 
@@ -42,7 +41,8 @@ def _judge_extractor(data_cfg):
 def quick_eval(family, batches: list[Batch], data_cfg) -> dict[str, float]:
     """{"fidelity", "fid_toy", "quick_n"} on the toy world; {} for data without a judge."""
     batch = Batch.cat(list(batches))
-    if _get(data_cfg, "name", None) != "toy" or not batch.attributes or batch.attributes[0] is None:
+    name = data_cfg.get("name") if hasattr(data_cfg, "get") else getattr(data_cfg, "name", None)
+    if name != "toy" or not batch.attributes or batch.attributes[0] is None:
         return {}
     judge, extractor = _judge_extractor(data_cfg)
     n = len(batch)

@@ -1,0 +1,358 @@
+"""The components room's config schemas: the single source of the defaults of the ``clip`` and
+``autoencoder`` nodes (``configs/clip/*.yaml``, ``configs/autoencoder/*.yaml``) and of the two toy
+stages' ``model`` nodes (``configs/model/clip.yaml``, ``configs/model/vae.yaml``). Field defaults
+are the shipped YAML values; the YAML files document each key.
+
+A ``clip`` / ``autoencoder`` node is read by its ``source``: every source has one schema (the
+keys any of its files may set, defaults = that source's shipped file), and the other shipped files
+of a source are subclasses that only change defaults (e.g. ``vit_b32_openai``). :func:`read_clip`
+and :func:`read_autoencoder` give the typed object, or one line naming ``clip.<key>`` /
+``autoencoder.<key>`` (unknown key, wrong type, a value its ``check`` refuses).
+
+``arch`` (an open_clip / AutoencoderKL architecture dict) is taken as a whole: a node that gives
+one keeps exactly its keys (the builders have their own defaults for keys it leaves out); a node
+without one gets the shipped architecture.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ldm_vs_gan import schema
+from ldm_vs_gan.errors import bad_value
+
+CLIP_SOURCES = ("pretrained", "file", "local-dir", "run", "toy", "random")
+AE_SOURCES = ("hub", "local-dir", "run", "toy", "random")
+LATENTS = ("mode", "sample")
+
+TINY_CLIP_ARCH = {
+    "embed_dim": 32,
+    "vision_cfg": {
+        "image_size": None,
+        "grid": 4,
+        "patch_size": None,
+        "width": 32,
+        "layers": 4,
+        "head_width": 16,
+    },
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+TINY_VAE_ARCH = {
+    "channels": [8, 16, 16, 16],
+    "factor": None,
+    "layers_per_block": 1,
+    "latent_channels": 4,
+    "norm_num_groups": 4,
+    "mid_block_attention": False,
+}
+STAGE_CLIP_ARCH = {
+    "embed_dim": 128,
+    "vision_cfg": {
+        "image_size": None,
+        "grid": 8,
+        "patch_size": None,
+        "conv_stem": [32, 64],
+        "width": 128,
+        "layers": 4,
+        "head_width": 32,
+    },
+    "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 3},
+}
+STAGE_VAE_ARCH = {
+    "channels": [32, 64, 64, 64],
+    "factor": None,
+    "layers_per_block": 1,
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "mid_block_attention": True,
+}
+
+
+def _arch(value: dict):
+    return field(default_factory=lambda: copy.deepcopy(value))
+
+
+def _check_arch(prefix: str, arch) -> None:
+    if arch is not None and not isinstance(arch, dict):
+        raise bad_value(f"{prefix}.arch", arch, "a mapping (an architecture) or null")
+
+
+# ============================================================================ clip
+
+
+@dataclass
+class CLIPNode:
+    """The keys of a ``clip`` node (each source reads the ones it needs; the others may stay, so a
+    shipped file can switch source with one override, e.g. ``clip=tiny clip.source=file``)."""
+
+    # Where the weights come from: pretrained | file | local-dir | run | toy | random.
+    source: str = ""
+    # Which text-encoder layer gives the token features (-1 = final normed output; 0..L = layer).
+    token_layer: int = -1
+    # source=toy: overrides of the stage's training config (part of its cache key).
+    stage_overrides: list[str] = field(default_factory=list)
+    # open_clip model name (pretrained; file/random: instead of ``arch``).
+    model: str | None = None
+    # source=pretrained: open_clip pretrained tag.
+    pretrained: str | None = None
+    # source=pretrained: Hugging Face repo of the weights (null = open_clip's registry entry).
+    hf_repo: str | None = None
+    # The weights file (file), open_clip folder (local-dir) or CLIP-stage run dir (run).
+    path: str | None = None
+    # open_clip model config (file/random); vision_cfg.image_size null = data resolution,
+    # grid = patches per side.
+    arch: Any = None
+    # Tokenizer context length (null = the model's).
+    context_length: int | None = None
+    # Force QuickGELU activations (null = the model's / pretrained entry's).
+    quick_gelu: bool | None = None
+    # Hugging Face cache folder (null = the default cache).
+    cache_dir: str | None = None
+    # Download missing weights (otherwise a missing weight is an error saying how to get it).
+    allow_download: bool = False
+
+    def check(self, prefix: str) -> None:
+        schema.choice(prefix, "source", self.source, CLIP_SOURCES)
+        _check_arch(prefix, self.arch)
+
+
+@dataclass
+class ToyCLIP(CLIPNode):
+    """``configs/clip/toy.yaml``: the toy world's CLIP, trained here on first use, cached."""
+
+    source: str = "toy"  # the toy CLIP stage (model=clip)
+    token_layer: int = 0  # token features from the token embedding (layer 0)
+
+
+@dataclass
+class RandomCLIP(CLIPNode):
+    """``configs/clip/tiny.yaml``: an untrained CLIP built from ``arch``."""
+
+    source: str = "random"  # no weights (random initialisation)
+    arch: Any = _arch(TINY_CLIP_ARCH)  # the tiny architecture
+
+
+@dataclass
+class PretrainedCLIP(CLIPNode):
+    """``source: pretrained``: open_clip weights from the local cache. The defaults name LAION's
+    ViT-B/32; ``hf_repo`` stays null here (open_clip's registry entry for model + pretrained), so a
+    node that changes ``model`` without ``hf_repo`` never gets another model's repo."""
+
+    source: str = "pretrained"  # open_clip's pretrained registry (the local HF cache)
+    model: str | None = "ViT-B-32"  # open_clip model name
+    pretrained: str | None = "laion2b_s34b_b79k"  # open_clip pretrained tag
+
+
+@dataclass
+class LaionViTB32CLIP(PretrainedCLIP):
+    """``configs/clip/vit_b32_laion.yaml``: LAION ViT-B/32."""
+
+    hf_repo: str | None = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"  # the weights' HF repo
+
+
+@dataclass
+class OpenAIViTB32CLIP(PretrainedCLIP):
+    """``configs/clip/vit_b32_openai.yaml``: OpenAI's ViT-B/32 (QuickGELU)."""
+
+    pretrained: str | None = "openai"  # open_clip pretrained tag
+    hf_repo: str | None = "timm/vit_base_patch32_clip_224.openai"  # the weights' HF repo
+    quick_gelu: bool | None = True  # OpenAI's weights were trained with QuickGELU
+
+
+@dataclass
+class ViTL14CLIP(PretrainedCLIP):
+    """``configs/clip/vit_l14.yaml``: LAION ViT-L/14."""
+
+    model: str | None = "ViT-L-14"  # open_clip model name
+    pretrained: str | None = "laion2b_s32b_b82k"  # open_clip pretrained tag
+    hf_repo: str | None = "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"  # the weights' HF repo
+
+
+# schema of a ``clip`` node, by its source; every shipped file, by its name
+CLIP_SCHEMAS = {
+    "toy": ToyCLIP,
+    "random": RandomCLIP,
+    "pretrained": PretrainedCLIP,
+    "file": CLIPNode,
+    "local-dir": CLIPNode,
+    "run": CLIPNode,
+}
+CLIP_FILES = {
+    "toy": ToyCLIP,
+    "tiny": RandomCLIP,
+    "vit_b32_laion": LaionViTB32CLIP,
+    "vit_b32_openai": OpenAIViTB32CLIP,
+    "vit_l14": ViTL14CLIP,
+}
+
+
+# ============================================================================ autoencoder
+
+
+@dataclass
+class AutoencoderNode:
+    """The keys of an ``autoencoder`` node (each source reads the ones it needs; the others may
+    stay, so a shipped file can switch source with one override)."""
+
+    # Where the weights come from: hub | local-dir | run | toy | random.
+    source: str = ""
+    # Latents given to the LDM: mode (posterior mean, deterministic) | sample.
+    latent: str = "mode"
+    # source=toy: overrides of the stage's training config (part of its cache key).
+    stage_overrides: list[str] = field(default_factory=list)
+    # source=hub: Hugging Face repo of the AutoencoderKL.
+    repo: str | None = None
+    # Subfolder holding the VAE (hub, local-dir; null = the root).
+    subfolder: str | None = None
+    # A local AutoencoderKL folder (local-dir) or VAE-stage run dir (run).
+    path: str | None = None
+    # source=random: AutoencoderKL architecture (factor null = 2 ** (len(channels) - 1)).
+    arch: Any = None
+    # Latent scaling factor (null = the model config's; random: 1.0).
+    scaling_factor: float | None = None
+    # Hugging Face cache folder (null = the default cache).
+    cache_dir: str | None = None
+    # Download missing weights (otherwise a missing weight is an error saying how to get it).
+    allow_download: bool = False
+
+    def check(self, prefix: str) -> None:
+        schema.choice(prefix, "source", self.source, AE_SOURCES)
+        schema.choice(prefix, "latent", self.latent, LATENTS)
+        _check_arch(prefix, self.arch)
+
+
+@dataclass
+class ToyAutoencoder(AutoencoderNode):
+    """``configs/autoencoder/toy.yaml``: the toy world's VAE, trained here on first use, cached."""
+
+    source: str = "toy"  # the toy VAE stage (model=vae)
+
+
+@dataclass
+class RandomAutoencoder(AutoencoderNode):
+    """``configs/autoencoder/tiny.yaml``: an untrained AutoencoderKL built from ``arch``."""
+
+    source: str = "random"  # no weights (random initialisation)
+    arch: Any = _arch(TINY_VAE_ARCH)  # the tiny architecture
+
+
+@dataclass
+class HubAutoencoder(AutoencoderNode):
+    """``configs/autoencoder/sd_vae.yaml``: a diffusers AutoencoderKL from the local HF cache."""
+
+    source: str = "hub"  # the Hugging Face hub (local cache)
+    repo: str | None = "stabilityai/sd-vae-ft-mse"  # Stable Diffusion's fine-tuned VAE
+
+
+AUTOENCODER_SCHEMAS = {
+    "toy": ToyAutoencoder,
+    "random": RandomAutoencoder,
+    "hub": HubAutoencoder,
+    "local-dir": AutoencoderNode,
+    "run": AutoencoderNode,
+}
+AUTOENCODER_FILES = {"toy": ToyAutoencoder, "tiny": RandomAutoencoder, "sd_vae": HubAutoencoder}
+
+
+# ============================================================================ stage families
+
+
+@dataclass
+class CLIPStageConfig:
+    """``model`` for ``model=clip`` (configs/model/clip.yaml): the toy CLIP stage."""
+
+    name: str = "clip"  # the stage's name in run dirs
+    _target_: str = "ldm_vs_gan.components.clip_stage.CLIPStage"  # the Family class
+    # open_clip model config; vision_cfg.image_size null = data resolution, grid = patches per side
+    arch: Any = _arch(STAGE_CLIP_ARCH)
+    lr: float = 0.002  # AdamW learning rate
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])  # AdamW betas
+    weight_decay: float = 0.1  # AdamW weight decay (matrices only)
+    grad_clip: float | None = 1.0  # gradient-norm clip (null = none)
+    init_logit_scale: float | None = None  # initial logit scale (null = open_clip's log(1/0.07))
+    ema: bool = True  # keep an EMA of the weights and export it
+
+    def check(self, prefix: str) -> None:
+        _check_arch(prefix, self.arch)
+        if self.arch is None:
+            raise bad_value(f"{prefix}.arch", None, "an open_clip model config")
+        if len(self.betas) != 2:
+            raise bad_value(f"{prefix}.betas", self.betas, "two numbers [beta1, beta2]")
+        schema.at_least(prefix, "lr", self.lr, 0)
+
+
+@dataclass
+class VAEStageConfig:
+    """``model`` for ``model=vae`` (configs/model/vae.yaml): the toy VAE stage."""
+
+    name: str = "vae"  # the stage's name in run dirs
+    _target_: str = "ldm_vs_gan.components.vae_stage.VAEStage"  # the Family class
+    # AutoencoderKL architecture (factor null = 2 ** (len(channels) - 1))
+    arch: Any = _arch(STAGE_VAE_ARCH)
+    lr: float = 0.002  # Adam learning rate
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])  # Adam betas
+    grad_clip: float | None = 1.0  # gradient-norm clip (null = none)
+    l1: float = 1.0  # weight of the L1 reconstruction loss
+    l2: float = 1.0  # weight of the L2 reconstruction loss
+    kl: float = 1.0e-06  # weight of the KL term
+
+    def check(self, prefix: str) -> None:
+        _check_arch(prefix, self.arch)
+        if self.arch is None:
+            raise bad_value(f"{prefix}.arch", None, "an AutoencoderKL architecture")
+        if len(self.betas) != 2:
+            raise bad_value(f"{prefix}.betas", self.betas, "two numbers [beta1, beta2]")
+        schema.at_least(prefix, "lr", self.lr, 0)
+
+
+# ============================================================================ reading
+
+
+def _plain(node) -> dict:
+    if node is None:
+        return {}
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, dict):
+        return dict(node)
+    raise bad_value("node", node, "a mapping")
+
+
+def read_whole_arch(cls, node, prefix: str):
+    """``schema.read(cls, node, prefix)`` with ``arch`` taken as a whole (not merged key by key
+    onto the default architecture), so a given ``arch`` keeps exactly its keys."""
+    d = _plain(node)
+    if not isinstance(d, dict):
+        raise bad_value(prefix, node, "a mapping")
+    has_arch = "arch" in d
+    arch = d.pop("arch", None)
+    obj = schema.read(cls, d, prefix)
+    if has_arch:
+        if arch is not None and not hasattr(obj, "arch"):
+            schema.read(cls, {"arch": arch}, prefix)  # the one-line unknown-key error
+        if hasattr(obj, "arch"):
+            obj.arch = copy.deepcopy(arch)
+            obj.check(prefix)
+    return obj
+
+
+def _by_source(node, prefix: str, schemas: dict, sources) -> Any:
+    d = _plain(node)
+    src = d.get("source")
+    if src not in schemas:
+        raise bad_value(f"{prefix}.source", src, sources)
+    return read_whole_arch(schemas[src], d, prefix)
+
+
+def read_clip(node, prefix: str = "clip"):
+    """The typed ``clip`` node (the schema of its ``source``)."""
+    return _by_source(node, prefix, CLIP_SCHEMAS, CLIP_SOURCES)
+
+
+def read_autoencoder(node, prefix: str = "autoencoder"):
+    """The typed ``autoencoder`` node (the schema of its ``source``)."""
+    return _by_source(node, prefix, AUTOENCODER_SCHEMAS, AE_SOURCES)
