@@ -4,10 +4,10 @@ that can be regenerated alone, and rejects bad sampling options with one-line er
 
 import json
 
-import ldm_support
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from support import ldm as ldm_support
 from test_engine_support import CONFIGS, RES
 
 from ldm_vs_gan.errors import ConfigError
@@ -94,8 +94,8 @@ def test_clip_token_layer_selects_the_tokens_the_unet_reads(tiny_run):
         other = LDMFamily(clip, fam.ae, cfg.model, int(cfg.data.resolution))
         tokens, mask = other.encode_text(caps)[:2]
         ref = clip.encode_text(caps, token_layer=layer)
-        # the family encodes in its own (sorted) row order: another batch layout, float tolerance
-        torch.testing.assert_close(tokens, ref.tokens.float(), rtol=1e-5, atol=1e-6)
+        # the family encodes each new caption alone: another batch layout, float32 tolerance
+        torch.testing.assert_close(tokens, ref.tokens.float(), rtol=1e-4, atol=1e-5)
         assert torch.equal(mask, ref.mask)
         torch.testing.assert_close(other.encode_text(caps)[0], tokens, rtol=0, atol=0)  # cached
         assert not torch.allclose(tokens, default)

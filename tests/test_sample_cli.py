@@ -3,10 +3,10 @@ one image regenerable alone by its seed, and diffusion-only flags rejected for a
 
 import argparse
 
-import ldm_support
 import pytest
 import torch
 from PIL import Image
+from support import ldm as ldm_support
 from test_engine_support import RES
 
 from ldm_vs_gan.errors import UserError
