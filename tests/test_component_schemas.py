@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from support.configs import compose_train as _compose
 
 from ldm_vs_gan import schema
 from ldm_vs_gan.components.config import (
@@ -27,11 +27,6 @@ from ldm_vs_gan.train import CONFIG_DIR
 GROUPS = {"clip": (CLIP_FILES, read_clip), "autoencoder": (AUTOENCODER_FILES, read_autoencoder)}
 OPTIONS = [(g, name) for g, (files, _) in GROUPS.items() for name in files]
 STAGES = {"clip": CLIPStageConfig, "vae": VAEStageConfig}
-
-
-def _compose(overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name="train"):
-        return compose("train", overrides=overrides)
 
 
 def _shipped(group, name) -> dict:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from support.configs import compose_train
 
 from ldm_vs_gan import data, schema
 from ldm_vs_gan.data import config
@@ -19,8 +19,7 @@ OPTIONS = config_groups()["data"]
 
 
 def _compose(overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name="train"):
-        return compose("train", overrides=["model=regress", *overrides])
+    return compose_train(["model=regress", *overrides])
 
 
 def _yaml(option):

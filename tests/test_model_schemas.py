@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from support.configs import compose_train as _compose
+from support.configs import leaves as _leaves
 
 from ldm_vs_gan import schema
 from ldm_vs_gan.errors import ConfigError
@@ -22,21 +23,8 @@ PRESETS = {"ldm": ["ldm_tiny", "ldm_thesis", "ldm_sd"], "galip": ["galip_tiny", 
 CASES = [(m, p) for m, ps in PRESETS.items() for p in [None, *ps]]
 
 
-def _compose(overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name="train"):
-        return compose("train", overrides=overrides)
-
-
 def _model(model, preset=None):
     return _compose([f"model={model}", *([f"experiment={preset}"] if preset else [])]).model
-
-
-def _leaves(d: dict, prefix=""):
-    for k, v in d.items():
-        if isinstance(v, dict):
-            yield from _leaves(v, f"{prefix}{k}.")
-        else:
-            yield f"{prefix}{k}", v
 
 
 def test_every_model_config_with_a_schema_is_covered():

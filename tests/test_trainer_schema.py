@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from support.configs import compose_train as _compose
+from support.configs import leaves as _leaves
 
 from ldm_vs_gan import schema
 from ldm_vs_gan.errors import ConfigError
@@ -21,19 +22,6 @@ GROUPS = config_groups()
 # the model configs that pick their own trainer preset (`override /trainer...: <preset>`)
 PICKS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml") if "override /trainer" in p.read_text())
 TRAINER_CASES = [(m, t) for m in ["regress", *PICKS] for t in [None, *GROUPS["trainer"]]]
-
-
-def _compose(overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name="train"):
-        return compose("train", overrides=overrides)
-
-
-def _leaves(d: dict, prefix=""):
-    for k, v in d.items():
-        if isinstance(v, dict):
-            yield from _leaves(v, f"{prefix}{k}.")
-        else:
-            yield f"{prefix}{k}", v
 
 
 def test_models_that_pick_a_trainer_are_found():
