@@ -26,8 +26,8 @@ BUDGET = 512  # 32 steps of 16: long enough to be stopped in the middle
 SEED = ["seed=3"]
 
 
-def _args(run_dir, *extra) -> list[str]:
-    return [*LDM_TINY, *SEED, f"trainer.max_images={BUDGET}", f"run_dir={run_dir}", *extra]
+def _args(run_dir, *extra, budget: int = BUDGET) -> list[str]:
+    return [*LDM_TINY, *SEED, f"trainer.max_images={budget}", f"run_dir={run_dir}", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def reference(tmp_path_factory):
 
 def _assert_bitwise(reference: dict, run_dir) -> int:
     state = load(run_dir / "checkpoints/last.pt")
-    assert state["images_seen"] == reference["images_seen"] == BUDGET
+    assert state["images_seen"] == reference["images_seen"]
     n, diffs = compare_states(reference, state)
     assert n > 900, n  # networks, optimizer moments, EMA, RNG streams
     assert not diffs, f"{len(diffs)} of {n} differ, e.g. {diffs[:5]}"
@@ -103,22 +103,22 @@ def _lines(path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def _kill_and_resume(reference, rd, kills: int, rng: random.Random) -> list[int]:
+def _kill_and_resume(reference, rd, kills: int, rng: random.Random, budget: int = BUDGET) -> list[int]:
     """kill -9 at random moments of training (after the launch's first new step, so that kills
     land between and during checkpoint writes, not only in start-up), relaunch each time, then
     finish; returns the images seen of the checkpoint each relaunch found."""
     points = []
     for _ in range(kills):
-        proc = _popen(_args(rd), start_new_session=True)
+        proc = _popen(_args(rd, budget=budget), start_new_session=True)
         _wait_for_steps(rd, proc, _lines(rd / "metrics.jsonl") + 1)
         time.sleep(rng.uniform(0.0, 2.0))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
         last = rd / "checkpoints/last.pt"
         points.append(load(last)["images_seen"] if last.exists() else 0)
-        if points[-1] >= BUDGET - 64:
+        if points[-1] >= budget - 64:
             break
-    done = train(_args(rd))
+    done = train(_args(rd, budget=budget))
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"compared {_assert_bitwise(reference, rd)} tensors")
     return points
@@ -129,8 +129,16 @@ def test_kill_9_at_a_random_moment_then_resume_is_bitwise(reference, tmp_path):
 
 
 @pytest.mark.slow
-def test_five_kill_9_at_random_moments_then_resume_is_bitwise(reference, tmp_path):
-    print("kill points:", _kill_and_resume(reference, tmp_path / "run", 5, random.Random()))
+def test_five_kill_9_at_random_moments_then_resume_is_bitwise(tmp_path):
+    """Long enough (64 steps) that five kills, each at most about two seconds of training after the
+    relaunch, all land before the end."""
+    budget = 1024
+    ref = train(_args(tmp_path / "ref", budget=budget))
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    reference = load(tmp_path / "ref/checkpoints/last.pt")
+    points = _kill_and_resume(reference, tmp_path / "run", 5, random.Random(), budget)
+    print("kill points:", points)
+    assert len(points) == 5
 
 
 def test_second_training_on_the_same_run_dir_is_refused_while_the_first_runs(tmp_path):
