@@ -7,21 +7,20 @@ for the part whose promise is tested.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from support.engine import REPO, subprocess_env
 
-REPO = Path(__file__).resolve().parent.parent
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 LDM_TINY = ["model=ldm", "experiment=ldm_tiny", "logger=none"]
 GALIP_TINY = ["model=galip", "experiment=galip_tiny", "logger=none"]
 
 
 def env(**extra) -> dict:
-    e = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline", PYTHONUNBUFFERED="1")
+    e = dict(subprocess_env(), PYTHONUNBUFFERED="1")
     e.update({k: str(v) for k, v in extra.items()})
     return e
 

@@ -65,6 +65,10 @@ def atomic_torch_save(obj, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class UnsafeCheckpointError(UserError):
+    """A checkpoint whose unpickling would build Python objects: refused, never passed over."""
+
+
 def load(path: Path) -> dict:
     """A checkpoint as plain data; a file that is not one is a one-line ``UserError`` naming it."""
     path = Path(path)
@@ -76,7 +80,9 @@ def load(path: Path) -> dict:
         what = str(ex).strip().splitlines()[-1] if str(ex).strip() else type(ex).__name__
         if "weights_only" in str(ex) or "Unsupported global" in str(ex):
             what = "it holds Python objects, not only tensors and plain values"
-        raise UserError(f"checkpoint {str(path)!r} cannot be loaded safely: {what[:200]}") from None
+        raise UnsafeCheckpointError(
+            f"checkpoint {str(path)!r} cannot be loaded safely: {what[:200]}"
+        ) from None
     except Exception as ex:  # truncated, empty, not a torch file
         first = (str(ex).strip().splitlines() or [type(ex).__name__])[0]
         raise UserError(f"checkpoint {str(path)!r} is damaged or not a checkpoint ({first[:160]})") from None
@@ -104,9 +110,9 @@ def load_latest(ckpt_dir: Path) -> tuple[dict, Path, list[str]] | None:
     for path in candidates:
         try:
             return load(path), path, problems
+        except UnsafeCheckpointError:
+            raise
         except UserError as ex:
-            if "cannot be loaded safely" in str(ex):
-                raise
             problems.append(str(ex))
     if problems:
         raise UserError(f"no readable checkpoint in {str(ckpt_dir)!r}: {problems[0]}")

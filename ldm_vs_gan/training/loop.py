@@ -58,17 +58,16 @@ def run(cfg: DictConfig, *, data=None) -> Path:
     # run() may be called from inside another run (first-use training of a toy CLIP/VAE in a
     # family's from_config): leave the caller's RNG streams as they were, so the caller's
     # initialisation does not depend on whether the stage was cached or trained just now.
-    outer_rng = ckpt.rng_state()
     try:
-        if info.is_main:
-            rd.lock()  # one writer per run dir, before anything is read or written there
-        # Signals are noted from the start: one that arrives while the family is being built
-        # stops the run at its first step boundary, with a checkpoint.
-        with StopSignals() as signals:
-            return Trainer(cfg, s, info, rd, data).fit(signals)
+        with ckpt.isolated_rng():
+            if info.is_main:
+                rd.lock()  # one writer per run dir, before anything is read or written there
+            # Signals are noted from the start: one that arrives while the family is being built
+            # stops the run at its first step boundary, with a checkpoint.
+            with StopSignals() as signals:
+                return Trainer(cfg, s, info, rd, data).fit(signals)
     finally:
         rd.unlock()
-        ckpt.set_rng_state(outer_rng)
         distributed.teardown(info)
 
 
@@ -203,16 +202,10 @@ class Trainer:
     def _note_schedule_change(self, old_cfg) -> None:
         """A resume with another lr schedule (trainer.lr_decay, min_lr_ratio, or max_images under a
         decay) moves the learning rate at once: say so, with the two values."""
-        s, t = self.s, old_cfg.trainer
+        s, t = self.s, old_cfg.trainer  # warmup_images is part of a run's identity: unchanged
         at = self.images_seen + s.batch_size
         new = lr_factor(at, s.warmup_images, s.lr_decay, s.max_images, s.min_lr_ratio)
-        old = lr_factor(
-            at,
-            int(t.get("warmup_images", 0) or 0),
-            str(t.get("lr_decay", "none")),
-            int(t.get("max_images", s.max_images)),
-            float(t.get("min_lr_ratio", 0.0) or 0.0),
-        )
+        old = lr_factor(at, s.warmup_images, str(t.lr_decay), int(t.max_images), float(t.min_lr_ratio))
         if abs(new - old) > 1e-9 * max(abs(old), 1.0):
             self.notes.append(
                 f"the learning-rate schedule changed on resume (trainer.lr_decay {t.get('lr_decay')} -> "

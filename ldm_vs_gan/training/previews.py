@@ -57,17 +57,19 @@ class Previewer:
         if not self.is_main:
             return
         if s.sample_every > 0 and s.sample_n > 0:
-            self._panel = self._heldout(s.sample_n, "trainer.sample.n", "trainer.sample_every")
+            self._panel = self._heldout(
+                s.sample_n, "trainer.sample.n", "trainer.sample_every", s.sample_every
+            )
         if s.eval_every > 0 and s.eval_n > 0:
-            full = self._heldout(s.eval_n, "trainer.eval.n", "trainer.eval_every")
+            full = self._heldout(s.eval_n, "trainer.eval.n", "trainer.eval_every", s.eval_every)
             self._eval_batches = [b.to(self.device) for b in full.split(-(-len(full) // s.eval_batch_size))]
 
-    def _heldout(self, n: int, n_key: str, every_key: str):
+    def _heldout(self, n: int, n_key: str, every_key: str, every: int):
         try:
             return self.data.heldout_batch(self.data_cfg, n).to(self.device)
         except UserError as ex:
             raise type(ex)(
-                f"{n_key}={n} held-out samples are needed every {every_key}={getattr(self.s, every_key.split('.')[1])} "
+                f"{n_key}={n} held-out samples are needed every {every_key}={every} "
                 f"images: {ex} (or set {every_key}=0)"
             ) from None
 
