@@ -141,7 +141,7 @@ def quality(
     run_dir: str, n: int, groups: int, seeds: int, data_overrides: list[str], grid: str | None
 ) -> dict:
     from ldm_vs_gan.data import heldout_batch
-    from ldm_vs_gan.data.judge import load_judge
+    from ldm_vs_gan.toy.judge import ensure_judge, load_judge
     from ldm_vs_gan.metrics.diversity import group_diversity, pick_prompt_groups
     from ldm_vs_gan.metrics.quick import to_uint8
     from ldm_vs_gan.training import load_run
@@ -150,6 +150,7 @@ def quality(
     for ov in data_overrides:  # e.g. judge.epochs=3 to use an already cached judge
         key, value = ov.split("=", 1)
         OmegaConf.update(cfg.data, key, OmegaConf.create({"v": value}).v, force_add=True)
+    ensure_judge(cfg.data)
     judge = load_judge(cfg.data)
     pool = heldout_batch(cfg.data, max(n, 1024))
 

@@ -117,7 +117,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     tmp = tempfile.mkdtemp(prefix="bench_loader_")
     try:
-        from ldm_vs_gan.data import toy
+        from ldm_vs_gan.toy import world as toy
 
         toy_cfg = {"name": "toy", "resolution": 32}
         if args.gen:
@@ -158,8 +158,9 @@ def main() -> None:
         rows += bench("256 px JPEG shards", jpg_cfg, jpg_blobs, args.jpeg_images - 16, 16, args.repeats)
         print("\n".join(rows))
         if args.judge:
-            from ldm_vs_gan.data.judge import load_judge
+            from ldm_vs_gan.toy.judge import ensure_judge, load_judge
 
+            ensure_judge(toy_cfg)
             j = load_judge(toy_cfg)
             print(
                 f"toy judge {j.name} (sha256 {j.sha256[:12]}): trained in {j.train_seconds}s "

@@ -49,7 +49,7 @@ def main() -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from ldm_vs_gan.components.resolve import _config_dir, stage_config
+    from ldm_vs_gan.toy.stages import _config_dir, stage_config
     from ldm_vs_gan.training import run
 
     torch.set_num_threads(args.threads)
@@ -88,7 +88,7 @@ def judge_reconstructions(run_dir: Path, data, n: int) -> dict:
     """Toy-judge accuracy on held-out reconstructions (the originals score 1.0 on every attribute)."""
     import torch
 
-    from ldm_vs_gan.data.judge import load_judge, load_split
+    from ldm_vs_gan.toy.judge import ensure_judge, load_judge, load_split
     from ldm_vs_gan.training.rundir import load_run
 
     family, _, _ = load_run(run_dir, weights="raw")
@@ -96,6 +96,7 @@ def judge_reconstructions(run_dir: Path, data, n: int) -> dict:
     images, attrs = images[:n], attrs[:n]
     with torch.no_grad():
         rec = torch.cat([family.reconstruct(b.float() / 127.5 - 1) for b in images.split(200)])
+    ensure_judge(data)
     fid = load_judge(data).fidelity(((rec.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8), attrs)
     return {f"recon_judge_{k.replace('/', '_')}": round(fid[k], 4) for k in ("single/shape", "two/shape")}
 

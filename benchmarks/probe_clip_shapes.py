@@ -46,15 +46,23 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from ldm_vs_gan.components import build_clip
-    from ldm_vs_gan.components.clip_stage import content_key
-    from ldm_vs_gan.data import toy
-    from ldm_vs_gan.data.judge import load_split
+    from ldm_vs_gan.stages.clip import content_key
+    from ldm_vs_gan.toy import world as toy
+    from ldm_vs_gan.toy.judge import load_split
 
     torch.set_num_threads(args.threads)
     conf = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
     with initialize_config_dir(config_dir=os.path.abspath(conf), version_base=None):
         cfg = compose("train", overrides=["model=ldm"])
-    clip_cfg = OmegaConf.create({"source": "run", "path": args.run}) if args.run else cfg.clip
+    if args.run:
+        clip_cfg = OmegaConf.create({"source": "run", "path": args.run})
+    else:  # the toy CLIP: trained once by the toy preparer's step, if it is not cached yet
+        from ldm_vs_gan.toy.stages import ensure_stage
+        from ldm_vs_gan.toy.world import ensure_world
+
+        ensure_world(cfg.data)
+        ensure_stage("clip", cfg.clip, cfg.data)
+        clip_cfg = cfg.clip
     clip = build_clip(clip_cfg, data_cfg=cfg.data)
 
     shapes = list(toy.SHAPES)

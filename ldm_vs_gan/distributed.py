@@ -5,9 +5,9 @@ and exchange objects through here, so there is one set-up and one teardown polic
 torchrun (and ``torch.distributed.run`` on several nodes) exports RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR and MASTER_PORT; we read them, pick the device (``cuda:LOCAL_RANK`` or CPU) and the
 backend (NCCL on CUDA, gloo on CPU). A plain process is rank 0 of 1 and never touches
-``torch.distributed``. If a process group already exists (``run`` called from inside another
-run, e.g. first-use training of the toy CLIP, or a second ``run`` in the same process), it is
-reused; a group created here is destroyed when the process exits.
+``torch.distributed``. If a process group already exists (a second ``run`` in the same
+process, or a caller that set one up), it is reused; a group created here is destroyed when the
+process exits.
 """
 
 from __future__ import annotations

@@ -325,12 +325,15 @@ def evaluate(args) -> dict | None:
 def _set_up(args) -> _Eval:
     """Flags, the process group, the run, the sampling settings and the prompt set, in this order:
     every mistake is found here, before any image is generated."""
+    from ldm_vs_gan import plugins
     from ldm_vs_gan.training import load_run
+    from ldm_vs_gan.training.rundir import run_config
 
     names = _metrics(args.metric)
     device = _check_args(args)
     score_cfg = _score_clip_cfg(args, names)
     dist = distributed.setup(torch.device(device))
+    plugins.prepare(run_config(args.run), "eval")  # first-use data and models (the toy world's)
     family, cfg, info = load_run(args.run, weights=args.weights, device=device)
     data = args.data or ("toy" if cfg.data.get("name") == "toy" else "coco")
     n = args.num_samples or (1000 if data == "toy" else 30000)
@@ -452,7 +455,7 @@ def _clip_score(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
 
 
 def _fidelity(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
-    from ldm_vs_gan.data.judge import load_judge
+    from ldm_vs_gan.toy.judge import load_judge
 
     if "fidelity" not in ev.names:
         return
@@ -492,7 +495,7 @@ def _provenance(ev: _Eval, gen: _Generated, ext, real, skipped: dict) -> dict:
         real_stats_cache={"path": str(real.path), "hit": real.hit} if ext is not None else None,
     )
     if ev.data == "toy" and ("fidelity" in names or ev.feature == "toy"):
-        from ldm_vs_gan.data.judge import load_judge
+        from ldm_vs_gan.toy.judge import load_judge
 
         j = load_judge(ev.ps["data_cfg"])
         prov["judge"] = {"name": j.name, "sha256": j.sha256, "heldout_accuracy": dict(j.heldout_accuracy)}

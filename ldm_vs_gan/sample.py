@@ -147,8 +147,11 @@ def _out_dir(args) -> Path:
 def _run(args) -> int:
     device = _check_args(args)
     out = _out_dir(args)  # before the model loads: a bad folder fails in a second
+    from ldm_vs_gan import plugins
     from ldm_vs_gan.training import load_run
+    from ldm_vs_gan.training.rundir import run_config
 
+    plugins.prepare(run_config(args.run), "sample")  # first-use models the run's family builds
     family, cfg, info = load_run(args.run, weights=args.weights, device=device)
     name = str(cfg.model.get("name", type(family).__name__))
     defaults = family.sampling_defaults()

@@ -1,5 +1,5 @@
-"""The components room's typed nodes (components/config.py) are the single source of the defaults
-of ``clip``, ``autoencoder`` and the stage families ``model=clip`` / ``model=vae``: every shipped
+"""The typed nodes (components/config.py, toy/config.py, stages/config.py) are the single source
+of the defaults of ``clip``, ``autoencoder`` and the stage families ``model=clip`` / ``model=vae``: every shipped
 option reads to its composed values, a missing key gets the shipped value, and a wrong type or
 unknown key is one line naming the full key."""
 
@@ -15,16 +15,20 @@ from ldm_vs_gan import schema
 from ldm_vs_gan.components.config import (
     AUTOENCODER_FILES,
     CLIP_FILES,
-    CLIPStageConfig,
-    VAEStageConfig,
     read_autoencoder,
     read_clip,
     read_whole_arch,
 )
 from ldm_vs_gan.errors import ConfigError
+from ldm_vs_gan.stages.config import CLIPStageConfig, VAEStageConfig
+from ldm_vs_gan.toy.config import ToyAutoencoder, ToyCLIP
 from ldm_vs_gan.train import CONFIG_DIR
 
-GROUPS = {"clip": (CLIP_FILES, read_clip), "autoencoder": (AUTOENCODER_FILES, read_autoencoder)}
+# the shipped files: the components room's, and the toy world's (a plug-in's schema)
+GROUPS = {
+    "clip": ({**CLIP_FILES, "toy": ToyCLIP}, read_clip),
+    "autoencoder": ({**AUTOENCODER_FILES, "toy": ToyAutoencoder}, read_autoencoder),
+}
 OPTIONS = [(g, name) for g, (files, _) in GROUPS.items() for name in files]
 STAGES = {"clip": CLIPStageConfig, "vae": VAEStageConfig}
 

@@ -65,11 +65,11 @@ def test_missing_file_dir_and_run_name_their_key(tmp_path):
 
 def test_bad_source_lists_the_allowed_values():
     with pytest.raises(
-        ConfigError, match=r"clip\.source='hub'.*pretrained, file, local-dir, run, toy, random"
+        ConfigError, match=r"clip\.source='hub'.*pretrained, file, local-dir, run, random, toy"
     ):
         build_clip(_tiny_clip_cfg(source="hub"))
     with pytest.raises(
-        ConfigError, match=r"autoencoder\.source='pretrained'.*hub, local-dir, run, toy, random"
+        ConfigError, match=r"autoencoder\.source='pretrained'.*hub, local-dir, run, random, toy"
     ):
         build_autoencoder(_tiny_ae_cfg(source="pretrained"))
 

@@ -1,4 +1,4 @@
-"""The data room's schemas (ldm_vs_gan/data/config.py) are the one source of the ``data`` defaults:
+"""The data room's schemas (ldm_vs_gan/data/config.py; the toy world's in ldm_vs_gan/toy/config.py) are the one source of the ``data`` defaults:
 every ``data=`` option composes and reads, the schema's fields are exactly the YAML's keys, a node
 without a key gets the shipped YAML value, and a bad value is one line naming ``data.<key>``."""
 
@@ -27,13 +27,14 @@ def _yaml(option):
 
 
 def test_every_source_has_a_schema():
-    assert set(OPTIONS) == set(config.SCHEMAS) == set(data.SOURCES)
+    # the built-in sources and the toy world's, which plugs in through ldm_vs_gan.plugins
+    assert set(OPTIONS) == set(config.schemas()) == set(data.sources()) == {*data.SOURCES, "toy"}
 
 
 @pytest.mark.parametrize("option", OPTIONS)
 def test_every_option_composes_and_reads(option):
     cfg = _compose([f"data={option}"])
-    typed = schema.read(config.SCHEMAS[option], cfg.data, "data")
+    typed = schema.read(config.schemas()[option], cfg.data, "data")
     assert typed.name == option
     data.check_config(cfg.data)  # what the trainer runs before any work
     read = OmegaConf.to_container(OmegaConf.structured(typed))
@@ -43,14 +44,14 @@ def test_every_option_composes_and_reads(option):
 @pytest.mark.parametrize("option", OPTIONS)
 def test_schema_fields_are_the_yaml_keys_and_defaults_are_its_values(option):
     shipped = _yaml(option)
-    defaults = OmegaConf.to_container(OmegaConf.structured(config.SCHEMAS[option]))
+    defaults = OmegaConf.to_container(OmegaConf.structured(config.schemas()[option]))
     assert {k: defaults.get(k) for k in shipped} == shipped  # same values (nested judge included)
     # keys the YAML leaves out are the shared decode keys (toy.yaml does not filter images)
     assert set(defaults) - set(shipped) <= {f.name for f in dataclasses.fields(config.DataConfig)}
     for key in shipped:  # a node without the key gets the shipped value
         node = {k: v for k, v in shipped.items() if k != key}
-        assert getattr(schema.read(config.SCHEMAS[option], node, "data"), key) == getattr(
-            schema.read(config.SCHEMAS[option], shipped, "data"), key
+        assert getattr(schema.read(config.schemas()[option], node, "data"), key) == getattr(
+            schema.read(config.schemas()[option], shipped, "data"), key
         ), key
 
 

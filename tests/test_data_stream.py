@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from ldm_vs_gan.data import build_loader
+from ldm_vs_gan.toy.world import ensure_world
 
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return {
+    c = {
         "name": "toy",
         "resolution": 32,
         "n_train": 96,
@@ -20,6 +21,8 @@ def cfg(tmp_path_factory):
         "two_object_share": 0.3,
         "cache_dir": str(tmp_path_factory.mktemp("toy")),
     }
+    ensure_world(c, verbose=False)  # the toy world's preparer step: the loader only reads it
+    return c
 
 
 def take(cfg, n_batches, **kw):

@@ -112,8 +112,8 @@ def test_resume_refuses_another_model(tmp_path):
 
 
 def test_run_leaves_the_callers_rng_streams_alone(tmp_path):
-    """run() inside a family's from_config (first-use stage training) must not shift the caller's
-    initialisation: the RNG streams are as before the call."""
+    """A caller that goes on after run() (a study script, a notebook, a test) keeps its RNG
+    streams: they are as before the call."""
     import random
 
     import numpy as np

@@ -1,16 +1,19 @@
 """The toy judge: trained briefly on a small world, it scores real images far above noise, its
-features have the right shape, and it is cached (same weights hash on reload)."""
+features have the right shape, and it is cached (same weights hash on reload). Loading never
+trains: only ensure_judge (the toy preparer's step) does."""
 
 import pytest
 import torch
 
-from ldm_vs_gan.data import heldout_batch, toy
-from ldm_vs_gan.data.judge import encode_labels, load_judge
+from ldm_vs_gan.data import heldout_batch
+from ldm_vs_gan.errors import UserError
+from ldm_vs_gan.toy import world as toy
+from ldm_vs_gan.toy.judge import encode_labels, ensure_judge, load_judge
 
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return {
+    c = {
         "name": "toy",
         "resolution": 32,
         "n_train": 2000,
@@ -20,11 +23,14 @@ def cfg(tmp_path_factory):
         "cache_dir": str(tmp_path_factory.mktemp("judge")),
         "judge": {"epochs": 3, "batch_size": 32, "lr": 0.003, "width": 8, "seed": 0},
     }
+    toy.ensure_world(c, verbose=False)
+    torch.set_num_threads(1)
+    ensure_judge(c, verbose=False)
+    return c
 
 
 def test_real_images_score_far_above_noise(cfg):
-    torch.set_num_threads(1)
-    judge = load_judge(cfg, verbose=False)
+    judge = load_judge(cfg)
     b = heldout_batch(cfg, 200)
     real = ((b.images + 1) * 127.5).round().to(torch.uint8)
     noise = torch.randint(0, 256, real.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
@@ -42,7 +48,7 @@ def test_real_images_score_far_above_noise(cfg):
     assert judge.heldout_accuracy["color"] > 0.8
 
 
-def test_first_use_under_no_grad_trains(tmp_path):
+def test_loading_never_trains_and_training_ignores_no_grad(tmp_path):
     tiny = {
         "name": "toy",
         "n_train": 128,
@@ -50,13 +56,17 @@ def test_first_use_under_no_grad_trains(tmp_path):
         "cache_dir": str(tmp_path),
         "judge": {"epochs": 1, "batch_size": 32, "width": 4},
     }
-    with torch.no_grad():  # quick evaluation calls load_judge inside no_grad
-        judge = load_judge(tiny, verbose=False)
+    toy.ensure_world(tiny, verbose=False)
+    with pytest.raises(UserError, match="toy judge for this world is not trained yet"):
+        load_judge(tiny)
+    with torch.no_grad():  # a caller's no_grad must not reach the judge's training
+        ensure_judge(tiny, verbose=False)
+    judge = load_judge(tiny)
     assert judge.features(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 32)
 
 
 def test_cached_and_identified(cfg):
-    a = load_judge(cfg, verbose=False)
+    a = load_judge(cfg)
     assert len(a.sha256) == 64 and a.name.startswith("toy-judge-")
     assert (toy.world_dir(cfg).parent / f"judge-{a.name.removeprefix('toy-judge-')}" / "meta.json").exists()
 

@@ -254,9 +254,10 @@ def test_changing_the_lr_schedule_on_resume_is_said(small_run, tmp_path):
 def test_missing_heldout_split_fails_before_the_first_step(tmp_path):
     from omegaconf import OmegaConf
 
-    from ldm_vs_gan.data import toy
+    from ldm_vs_gan.toy import world as toy
 
     world = OmegaConf.load(REPO / "configs/data/toy.yaml")
+    toy.ensure_world(world)
     shards = toy.shard_paths(world, "train")  # real tar shards, read as a user's own data
     t0 = time.perf_counter()
     proc = train(

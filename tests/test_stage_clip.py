@@ -1,15 +1,17 @@
 """The `model=clip` stage: a tiny config trains a few steps through the engine, logs retrieval,
-and its run loads as a FrozenCLIP (`clip.source=run`) and through first-use resolution (`toy`)."""
+and its run loads as a FrozenCLIP (`clip.source=run`) and as `clip.source=toy` once the toy
+preparer's step (ensure_stage) made it; building the component never trains it."""
 
 import json
 import time
 
+import pytest
 import torch
 from test_stage_support import SMOKE, TINY, stage_cfg
 
 from ldm_vs_gan.components import build_clip
-from ldm_vs_gan.components.clip_stage import content_key, positives
 from ldm_vs_gan.data.batch import Batch
+from ldm_vs_gan.stages.clip import content_key, positives
 
 
 def test_positives_pair_equal_content_only():
@@ -33,7 +35,7 @@ def test_positives_pair_equal_content_only():
 
 
 def test_ema_switch_names_the_averaged_network(tmp_path):
-    from ldm_vs_gan.components.clip_stage import CLIPStage
+    from ldm_vs_gan.stages.clip import CLIPStage
 
     on = CLIPStage.from_config(stage_cfg("clip", tmp_path / "a", extra=["model.ema=true"]))
     off = CLIPStage.from_config(stage_cfg("clip", tmp_path / "b", extra=["model.ema=false"]))
@@ -63,20 +65,33 @@ def test_tiny_clip_stage_trains_and_loads_as_frozen_clip(tmp_path):
     torch.testing.assert_close(clip.encode_text(caps).pooled, fam.clip.encode_text(ids), rtol=1e-5, atol=1e-6)
 
 
-def test_first_use_trains_the_toy_stage_once_then_reuses_it(tmp_path, capfd):
+def test_the_preparer_trains_the_toy_stage_once_and_building_never_does(tmp_path, capfd):
     from omegaconf import OmegaConf
+
+    from ldm_vs_gan.errors import UserError
+    from ldm_vs_gan.toy.stages import ensure_stage
 
     data = stage_cfg("clip", tmp_path / "unused").data
     comp = {"source": "toy", "stage_overrides": [*TINY["clip"], *SMOKE]}
-    clip = build_clip(comp, data_cfg=data)
+    with pytest.raises(UserError, match="toy CLIP for this toy world is not trained yet"):
+        build_clip(comp, data_cfg=data)
+    run_dir = ensure_stage("clip", comp, data)
     err = capfd.readouterr().err
     assert "no toy CLIP is cached" in err and "training it now" in err
-    run_dir = clip.info["path"]
     assert OmegaConf.load(f"{run_dir}/config.yaml").trainer.max_images == 32
+    clip = build_clip(comp, data_cfg=data)
     t = time.perf_counter()
+    assert ensure_stage("clip", comp, data) == run_dir and time.perf_counter() - t < 10
     again = build_clip(comp, data_cfg=data)
-    assert time.perf_counter() - t < 10 and again.info["path"] == run_dir
-    assert "training it now" not in capfd.readouterr().err
+    assert "training it now" not in capfd.readouterr().err and again.info["path"] == clip.info["path"]
     torch.testing.assert_close(
         again.encode_text(["a red circle"]).pooled, clip.encode_text(["a red circle"]).pooled
     )
+
+
+def test_toy_source_refuses_other_data(tmp_path):
+    from ldm_vs_gan.errors import UserError
+
+    laion = {"name": "laion", "shards": str(tmp_path / "x.tar"), "heldout_shards": str(tmp_path / "x.tar")}
+    with pytest.raises(UserError, match=r"clip.source=toy is the toy world's CLIP.*clip=run clip.path="):
+        build_clip({"source": "toy"}, data_cfg=laion)

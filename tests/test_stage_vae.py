@@ -7,7 +7,7 @@ import torch
 from test_stage_support import stage_cfg
 
 from ldm_vs_gan.components import build_autoencoder
-from ldm_vs_gan.components.vae_stage import psnr
+from ldm_vs_gan.stages.vae import psnr
 
 
 def test_psnr():

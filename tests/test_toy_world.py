@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from ldm_vs_gan.data import heldout_batch, toy
+from ldm_vs_gan.data import heldout_batch
+from ldm_vs_gan.toy import world as toy
 from ldm_vs_gan.data.shards import ShardIndex
 from ldm_vs_gan.errors import ConfigError
 

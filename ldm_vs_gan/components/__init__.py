@@ -4,9 +4,9 @@
   ViT block access for GALIP).
 - :func:`build_autoencoder` -> :class:`FrozenAutoencoder` (diffusers ``AutoencoderKL``).
 
-``source`` selects where weights come from (``sources.py``); ``toy`` trains the toy world's stage
-on first use and caches it (``resolve.py``). :func:`check_available` locates every pretrained
-weight a family needs before any component is built or trained.
+``source`` selects where weights come from (``sources.py``; a plug-in adds its own, as the toy
+world adds ``toy``). :func:`check_available` locates every pretrained weight a family needs
+before any component is built.
 """
 
 from ldm_vs_gan.components.autoencoder import FrozenAutoencoder

@@ -1,7 +1,7 @@
 """The components room's config schemas: the single source of the defaults of the ``clip`` and
-``autoencoder`` nodes (``configs/clip/*.yaml``, ``configs/autoencoder/*.yaml``) and of the two toy
-stages' ``model`` nodes (``configs/model/clip.yaml``, ``configs/model/vae.yaml``). Field defaults
-are the shipped YAML values; the YAML files document each key.
+``autoencoder`` nodes (``configs/clip/*.yaml``, ``configs/autoencoder/*.yaml``). Field defaults
+are the shipped YAML values; the YAML files document each key. A plug-in's weight source
+(``ldm_vs_gan.plugins``, e.g. the toy world's ``source: toy``) brings its own schema.
 
 A ``clip`` / ``autoencoder`` node is read by its ``source``: every source has one schema (the
 keys any of its files may set, defaults = that source's shipped file), and the other shipped files
@@ -25,8 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from ldm_vs_gan import schema
 from ldm_vs_gan.errors import bad_value
 
-CLIP_SOURCES = ("pretrained", "file", "local-dir", "run", "toy", "random")
-AE_SOURCES = ("hub", "local-dir", "run", "toy", "random")
+# built-in weight sources; plug-ins add their own (ldm_vs_gan.plugins: toy)
+CLIP_SOURCES = ("pretrained", "file", "local-dir", "run", "random")
+AE_SOURCES = ("hub", "local-dir", "run", "random")
 LATENTS = ("mode", "sample")
 
 TINY_CLIP_ARCH = {
@@ -49,34 +50,13 @@ TINY_VAE_ARCH = {
     "norm_num_groups": 4,
     "mid_block_attention": False,
 }
-STAGE_CLIP_ARCH = {
-    "embed_dim": 128,
-    "vision_cfg": {
-        "image_size": None,
-        "grid": 8,
-        "patch_size": None,
-        "conv_stem": [32, 64],
-        "width": 128,
-        "layers": 4,
-        "head_width": 32,
-    },
-    "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 3},
-}
-STAGE_VAE_ARCH = {
-    "channels": [32, 64, 64, 64],
-    "factor": None,
-    "layers_per_block": 1,
-    "latent_channels": 4,
-    "norm_num_groups": 32,
-    "mid_block_attention": True,
-}
 
 
-def _arch(value: dict):
+def arch_field(value: dict):
     return field(default_factory=lambda: copy.deepcopy(value))
 
 
-def _check_arch(prefix: str, arch) -> None:
+def check_arch(prefix: str, arch) -> None:
     if arch is not None and not isinstance(arch, dict):
         raise bad_value(f"{prefix}.arch", arch, "a mapping (an architecture) or null")
 
@@ -89,11 +69,11 @@ class CLIPNode:
     """The keys of a ``clip`` node (each source reads the ones it needs; the others may stay, so a
     shipped file can switch source with one override, e.g. ``clip=tiny clip.source=file``)."""
 
-    # Where the weights come from: pretrained | file | local-dir | run | toy | random.
+    # Where the weights come from: pretrained | file | local-dir | run | random, or a plug-in's (toy).
     source: str = ""
     # Which text-encoder layer gives the token features (-1 = final normed output; 0..L = layer).
     token_layer: int = -1
-    # source=toy: overrides of the stage's training config (part of its cache key).
+    # A stage-training source (toy): overrides of the stage's training config (part of its cache key).
     stage_overrides: list[str] = field(default_factory=list)
     # open_clip model name (pretrained; file/random: instead of ``arch``).
     model: str | None = None
@@ -116,16 +96,8 @@ class CLIPNode:
     allow_download: bool = False
 
     def check(self, prefix: str) -> None:
-        schema.choice(prefix, "source", self.source, CLIP_SOURCES)
-        _check_arch(prefix, self.arch)
-
-
-@dataclass
-class ToyCLIP(CLIPNode):
-    """``configs/clip/toy.yaml``: the toy world's CLIP, trained here on first use, cached."""
-
-    source: str = "toy"  # the toy CLIP stage (model=clip)
-    token_layer: int = 0  # token features from the token embedding (layer 0)
+        schema.choice(prefix, "source", self.source, clip_sources())
+        check_arch(prefix, self.arch)
 
 
 @dataclass
@@ -133,7 +105,7 @@ class RandomCLIP(CLIPNode):
     """``configs/clip/tiny.yaml``: an untrained CLIP built from ``arch``."""
 
     source: str = "random"  # no weights (random initialisation)
-    arch: Any = _arch(TINY_CLIP_ARCH)  # the tiny architecture
+    arch: Any = arch_field(TINY_CLIP_ARCH)  # the tiny architecture
 
 
 @dataclass
@@ -174,7 +146,6 @@ class ViTL14CLIP(PretrainedCLIP):
 
 # schema of a ``clip`` node, by its source; every shipped file, by its name
 CLIP_SCHEMAS = {
-    "toy": ToyCLIP,
     "random": RandomCLIP,
     "pretrained": PretrainedCLIP,
     "file": CLIPNode,
@@ -182,7 +153,6 @@ CLIP_SCHEMAS = {
     "run": CLIPNode,
 }
 CLIP_FILES = {
-    "toy": ToyCLIP,
     "tiny": RandomCLIP,
     "vit_b32_laion": LaionViTB32CLIP,
     "vit_b32_openai": OpenAIViTB32CLIP,
@@ -198,11 +168,11 @@ class AutoencoderNode:
     """The keys of an ``autoencoder`` node (each source reads the ones it needs; the others may
     stay, so a shipped file can switch source with one override)."""
 
-    # Where the weights come from: hub | local-dir | run | toy | random.
+    # Where the weights come from: hub | local-dir | run | random, or a plug-in's (toy).
     source: str = ""
     # Latents given to the LDM: mode (posterior mean, deterministic) | sample.
     latent: str = "mode"
-    # source=toy: overrides of the stage's training config (part of its cache key).
+    # A stage-training source (toy): overrides of the stage's training config (part of its cache key).
     stage_overrides: list[str] = field(default_factory=list)
     # source=hub: Hugging Face repo of the AutoencoderKL.
     repo: str | None = None
@@ -220,16 +190,9 @@ class AutoencoderNode:
     allow_download: bool = False
 
     def check(self, prefix: str) -> None:
-        schema.choice(prefix, "source", self.source, AE_SOURCES)
+        schema.choice(prefix, "source", self.source, ae_sources())
         schema.choice(prefix, "latent", self.latent, LATENTS)
-        _check_arch(prefix, self.arch)
-
-
-@dataclass
-class ToyAutoencoder(AutoencoderNode):
-    """``configs/autoencoder/toy.yaml``: the toy world's VAE, trained here on first use, cached."""
-
-    source: str = "toy"  # the toy VAE stage (model=vae)
+        check_arch(prefix, self.arch)
 
 
 @dataclass
@@ -237,7 +200,7 @@ class RandomAutoencoder(AutoencoderNode):
     """``configs/autoencoder/tiny.yaml``: an untrained AutoencoderKL built from ``arch``."""
 
     source: str = "random"  # no weights (random initialisation)
-    arch: Any = _arch(TINY_VAE_ARCH)  # the tiny architecture
+    arch: Any = arch_field(TINY_VAE_ARCH)  # the tiny architecture
 
 
 @dataclass
@@ -249,64 +212,12 @@ class HubAutoencoder(AutoencoderNode):
 
 
 AUTOENCODER_SCHEMAS = {
-    "toy": ToyAutoencoder,
     "random": RandomAutoencoder,
     "hub": HubAutoencoder,
     "local-dir": AutoencoderNode,
     "run": AutoencoderNode,
 }
-AUTOENCODER_FILES = {"toy": ToyAutoencoder, "tiny": RandomAutoencoder, "sd_vae": HubAutoencoder}
-
-
-# ============================================================================ stage families
-
-
-@dataclass
-class CLIPStageConfig:
-    """``model`` for ``model=clip`` (configs/model/clip.yaml): the toy CLIP stage."""
-
-    name: str = "clip"  # the stage's name in run dirs
-    _target_: str = "ldm_vs_gan.components.clip_stage.CLIPStage"  # the Family class
-    # open_clip model config; vision_cfg.image_size null = data resolution, grid = patches per side
-    arch: Any = _arch(STAGE_CLIP_ARCH)
-    lr: float = 0.002  # AdamW learning rate
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])  # AdamW betas
-    weight_decay: float = 0.1  # AdamW weight decay (matrices only)
-    grad_clip: float | None = 1.0  # gradient-norm clip (null = none)
-    init_logit_scale: float | None = None  # initial logit scale (null = open_clip's log(1/0.07))
-    ema: bool = True  # keep an EMA of the weights and export it
-
-    def check(self, prefix: str) -> None:
-        _check_arch(prefix, self.arch)
-        if self.arch is None:
-            raise bad_value(f"{prefix}.arch", None, "an open_clip model config")
-        if len(self.betas) != 2:
-            raise bad_value(f"{prefix}.betas", self.betas, "two numbers [beta1, beta2]")
-        schema.at_least(prefix, "lr", self.lr, 0)
-
-
-@dataclass
-class VAEStageConfig:
-    """``model`` for ``model=vae`` (configs/model/vae.yaml): the toy VAE stage."""
-
-    name: str = "vae"  # the stage's name in run dirs
-    _target_: str = "ldm_vs_gan.components.vae_stage.VAEStage"  # the Family class
-    # AutoencoderKL architecture (factor null = 2 ** (len(channels) - 1))
-    arch: Any = _arch(STAGE_VAE_ARCH)
-    lr: float = 0.002  # Adam learning rate
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])  # Adam betas
-    grad_clip: float | None = 1.0  # gradient-norm clip (null = none)
-    l1: float = 1.0  # weight of the L1 reconstruction loss
-    l2: float = 1.0  # weight of the L2 reconstruction loss
-    kl: float = 1.0e-06  # weight of the KL term
-
-    def check(self, prefix: str) -> None:
-        _check_arch(prefix, self.arch)
-        if self.arch is None:
-            raise bad_value(f"{prefix}.arch", None, "an AutoencoderKL architecture")
-        if len(self.betas) != 2:
-            raise bad_value(f"{prefix}.betas", self.betas, "two numbers [beta1, beta2]")
-        schema.at_least(prefix, "lr", self.lr, 0)
+AUTOENCODER_FILES = {"tiny": RandomAutoencoder, "sd_vae": HubAutoencoder}
 
 
 # ============================================================================ reading
@@ -340,6 +251,22 @@ def read_whole_arch(cls, node, prefix: str):
     return obj
 
 
+def _plugin_schemas(kind: str) -> dict:
+    from ldm_vs_gan import plugins
+
+    return {n: plugins.find(kind, n).schema for n in plugins.names(kind)}
+
+
+def clip_sources() -> tuple[str, ...]:
+    """Every ``clip.source``: the built-in ones and the plug-ins'."""
+    return (*CLIP_SOURCES, *_plugin_schemas("clip"))
+
+
+def ae_sources() -> tuple[str, ...]:
+    """Every ``autoencoder.source``: the built-in ones and the plug-ins'."""
+    return (*AE_SOURCES, *_plugin_schemas("autoencoder"))
+
+
 def _by_source(node, prefix: str, schemas: dict, sources) -> Any:
     d = _plain(node)
     src = d.get("source")
@@ -350,9 +277,9 @@ def _by_source(node, prefix: str, schemas: dict, sources) -> Any:
 
 def read_clip(node, prefix: str = "clip"):
     """The typed ``clip`` node (the schema of its ``source``)."""
-    return _by_source(node, prefix, CLIP_SCHEMAS, CLIP_SOURCES)
+    return _by_source(node, prefix, {**CLIP_SCHEMAS, **_plugin_schemas("clip")}, clip_sources())
 
 
 def read_autoencoder(node, prefix: str = "autoencoder"):
     """The typed ``autoencoder`` node (the schema of its ``source``)."""
-    return _by_source(node, prefix, AUTOENCODER_SCHEMAS, AE_SOURCES)
+    return _by_source(node, prefix, {**AUTOENCODER_SCHEMAS, **_plugin_schemas("autoencoder")}, ae_sources())

@@ -2,17 +2,17 @@
 
 CLIP (``clip.source``): ``pretrained`` (open_clip name + tag, from the local HF/open_clip cache),
 ``file`` (a weights file + architecture), ``local-dir`` (open_clip's ``local-dir:`` folder),
-``run`` (a run directory of the ``model=clip`` stage), ``toy`` (the toy world's CLIP, trained on
-first use), ``random`` (the architecture with random weights: tests, parameter counts).
+``run`` (a run directory of the ``model=clip`` stage), ``random`` (the architecture with random
+weights: tests, parameter counts), or a plug-in's (``ldm_vs_gan.plugins``; the toy world's
+``toy``: its cached CLIP stage).
 
 Autoencoder (``autoencoder.source``): ``hub`` (a diffusers repo id, from the local HF cache),
-``local-dir`` (a ``from_pretrained`` folder), ``run`` (a ``model=vae`` stage run), ``toy``,
-``random``.
+``local-dir`` (a ``from_pretrained`` folder), ``run`` (a ``model=vae`` stage run), ``random``,
+or a plug-in's (``toy``).
 
 Every weight is located on disk here before a library is called (``weights.py``), so an absent
 one is a single fast :class:`MissingWeightsError` naming the config key; :func:`check_available`
-does only that locating, for all of a family's components before any is built (a toy stage
-trains for minutes). Files we read ourselves are read once, hashed, then parsed: the recorded
+does only that locating, for all of a family's components before any is built. Files we read ourselves are read once, hashed, then parsed: the recorded
 ``sha256`` is that of the bytes loaded, and a run's manifest hash is checked.
 """
 
@@ -22,6 +22,7 @@ import json
 import os
 from pathlib import Path
 
+from ldm_vs_gan import plugins
 from ldm_vs_gan.components.autoencoder import FrozenAutoencoder, build_autoencoder_kl
 from ldm_vs_gan.components.clip import FrozenCLIP, bpe_tokenizer, build_open_clip
 from ldm_vs_gan.components.config import AE_SOURCES, CLIP_SOURCES, read_autoencoder, read_clip
@@ -270,12 +271,6 @@ def _clip_random(cfg, data_cfg):
     return FrozenCLIP(model, tok, info={"source": "random", "model": cfg.model})
 
 
-def _clip_toy(cfg, data_cfg):
-    from ldm_vs_gan.components.resolve import resolve_toy_stage
-
-    return clip_from_run(resolve_toy_stage("clip", cfg, data_cfg), key="clip (toy stage)")
-
-
 def build_clip(clip_cfg, *, data_cfg=None) -> FrozenCLIP:
     """The frozen CLIP of ``clip_cfg`` (the ``clip`` node); ``data_cfg`` gives the resolution of
     built architectures and keys the toy CLIP."""
@@ -286,11 +281,10 @@ def build_clip(clip_cfg, *, data_cfg=None) -> FrozenCLIP:
         "file": _clip_file,
         "local-dir": _clip_local_dir,
         "run": _clip_run,
-        "toy": _clip_toy,
         "random": _clip_random,
     }.get(src)
     if fn is None:
-        raise bad_value("clip.source", src, CLIP_SOURCES)
+        fn = plugins.get("clip", src, "clip.source", CLIP_SOURCES).build
     clip = fn(clip_cfg, data_cfg)
     layer = clip_cfg.token_layer
     try:
@@ -483,16 +477,6 @@ def _ae_random(cfg, data_cfg):
     return FrozenAutoencoder(vae, latent=cfg.latent, info={"source": "random"})
 
 
-def _ae_toy(cfg, data_cfg):
-    from ldm_vs_gan.components.resolve import resolve_toy_stage
-
-    return autoencoder_from_run(
-        resolve_toy_stage("vae", cfg, data_cfg),
-        key="autoencoder (toy stage)",
-        latent=cfg.latent,
-    )
-
-
 def build_autoencoder(ae_cfg, *, data_cfg=None) -> FrozenAutoencoder:
     """The frozen AutoencoderKL of ``ae_cfg`` (the ``autoencoder`` node)."""
     ae_cfg = read_autoencoder(ae_cfg)
@@ -501,17 +485,16 @@ def build_autoencoder(ae_cfg, *, data_cfg=None) -> FrozenAutoencoder:
         "hub": _ae_hub,
         "local-dir": _ae_local_dir,
         "run": _ae_run,
-        "toy": _ae_toy,
         "random": _ae_random,
     }.get(src)
     if fn is None:
-        raise bad_value("autoencoder.source", src, AE_SOURCES)
+        fn = plugins.get("autoencoder", src, "autoencoder.source", AE_SOURCES).build
     return fn(ae_cfg, data_cfg)
 
 
 # ============================================================================ availability
 
-# what each source needs on this machine (toy: trained here on first use; random: nothing)
+# what each built-in source needs on this machine (random: nothing; plug-ins: their ``check``)
 _CLIP_CHECKS = {
     "pretrained": _clip_pretrained_path,
     "file": _clip_file_path,
@@ -525,13 +508,13 @@ _AE_CHECKS = {
 }
 
 
-def check_available(*, clip=None, autoencoder=None) -> None:
+def check_available(*, clip=None, autoencoder=None, data_cfg=None) -> None:
     """Raise the error the build would raise for a weight that is not on this machine, without
     building anything: a family calls it first, so a missing pretrained VAE is reported before
-    its toy CLIP trains for minutes."""
-    for node, read, checks in (
-        (clip, read_clip, _CLIP_CHECKS),
-        (autoencoder, read_autoencoder, _AE_CHECKS),
+    anything is built."""
+    for kind, node, read, checks in (
+        ("clip", clip, read_clip, _CLIP_CHECKS),
+        ("autoencoder", autoencoder, read_autoencoder, _AE_CHECKS),
     ):
         if node is None:
             continue
@@ -539,3 +522,5 @@ def check_available(*, clip=None, autoencoder=None) -> None:
         src = node.source
         if src in checks:
             checks[src](node)
+        elif plugins.find(kind, src) is not None:
+            plugins.find(kind, src).check(node, data_cfg)

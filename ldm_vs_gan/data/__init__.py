@@ -1,8 +1,8 @@
 """The data pipeline (docs/CONTRACTS.md, "Data"): one entry point for every source.
 
-``data.name`` picks the source: ``toy`` (generated on first use), ``laion`` (webdataset shards:
-local paths, globs, brace patterns or URLs), ``coco`` (a local COCO captions folder), ``folder``
-(images with sidecar captions). Local sources go through the exact indexed loader
+``data.name`` picks the source: ``laion`` (webdataset shards: local paths, globs, brace patterns
+or URLs), ``coco`` (a local COCO captions folder), ``folder`` (images with sidecar captions), or a
+plug-in's (``ldm_vs_gan.plugins`` kind ``data``; the toy world registers ``toy``). Local sources go through the exact indexed loader
 (``indexed.py``: the stream is a pure function of (seed, images_seen)); remote URLs, or
 ``data.mode: stream``, go through a webdataset pipeline (``stream.py``: resumption reseeds from
 (seed, rank, images_seen), statistically but not bitwise equivalent).
@@ -15,10 +15,15 @@ from ldm_vs_gan.data.batch import Batch
 from ldm_vs_gan.data.decode import DecodeOptions
 from ldm_vs_gan.errors import UserError, bad_value
 
-SOURCES = ("toy", "laion", "coco", "folder")
+SOURCES = ("laion", "coco", "folder")  # built in; plug-ins add theirs (sources())
 SPLITS = ("train", "heldout")
 
-__all__ = ["Batch", "build_loader", "heldout_batch", "build_source", "check_config", "SOURCES"]
+__all__ = ["Batch", "build_loader", "heldout_batch", "build_source", "check_config", "sources", "SOURCES"]
+
+
+def sources() -> tuple[str, ...]:
+    """Every ``data.name``: the built-in sources and the plug-ins'."""
+    return tuple(config.schemas())
 
 
 def check_config(data_cfg) -> None:
@@ -26,7 +31,7 @@ def check_config(data_cfg) -> None:
     values): the trainer calls it before any work, so a bad value is one line naming its key.
     The node is read by the schema of its ``data.name`` (``data/config.py``); a name that is no
     source is left to the loader's own ``data.name`` error."""
-    if config.name_of(data_cfg) in config.SCHEMAS:
+    if config.name_of(data_cfg) in config.schemas():
         config.read(data_cfg)
 
 
@@ -48,11 +53,6 @@ def build_source(data_cfg, split: str):
         raise bad_value("split", split, SPLITS)
     c = config.read(data_cfg)
     name = c.name
-    if name == "toy":
-        from ldm_vs_gan.data import toy
-        from ldm_vs_gan.data.shards import ShardIndex
-
-        return ShardIndex(toy.shard_paths(c, split), in_memory=c.in_memory)
     if name == "laion":
         from ldm_vs_gan.data.shards import ShardIndex, expand_shards, is_remote
 
@@ -78,7 +78,9 @@ def build_source(data_cfg, split: str):
         from ldm_vs_gan.data.folder import FolderSource
 
         return FolderSource.from_config(c, split)
-    raise bad_value("data.name", name, SOURCES)
+    from ldm_vs_gan import plugins
+
+    return plugins.get("data", name, "data.name", SOURCES).open(c, split)
 
 
 def build_loader(
@@ -129,7 +131,7 @@ def build_loader(
         )
     from ldm_vs_gan.data.indexed import build_indexed_loader
 
-    cache_decoded = getattr(c, "cache_decoded", False)  # a key of the toy world only
+    cache_decoded = getattr(c, "cache_decoded", False)  # a key of the toy world's schema
     return build_indexed_loader(
         source,
         opts,
@@ -157,7 +159,9 @@ def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:
     if source is None:
         raise bad_value("data.mode", "stream", ["indexed (heldout_batch needs local held-out shards)"])
     if offset < 0 or n < 0 or offset + n > len(source):
-        key = "n_heldout" if c.name == "toy" else "heldout_shards"
+        from ldm_vs_gan import plugins
+
+        key = getattr(plugins.find("data", c.name), "heldout_key", "heldout_shards")
         raise UserError(
             f"heldout_batch asks for samples [{offset}, {offset + n}) but the held-out split has "
             f"{len(source)}: raise data.{key} or ask for fewer"

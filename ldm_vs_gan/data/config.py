@@ -6,7 +6,7 @@ node: a missing key gets the schema default) or a one-line :class:`ConfigError` 
 """
 
 import typing
-from dataclasses import dataclass, field, is_dataclass
+from dataclasses import dataclass, is_dataclass
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -19,7 +19,7 @@ from ldm_vs_gan.errors import bad_value
 class DataConfig:
     """The keys every source shares: how images are decoded and loaded."""
 
-    # Source of the data: toy | laion | coco | folder.
+    # Source of the data: laion | coco | folder, or a plug-in's (toy).
     name: str = ""
     # Image side in pixels (shorter side resized, then cropped square).
     resolution: int = 256
@@ -53,78 +53,6 @@ class DataConfig:
             raise bad_value(f"{prefix}.max_aspect", self.max_aspect, "0 (no limit) or a ratio >= 1")
         if self.max_pixels <= 0:
             raise bad_value(f"{prefix}.max_pixels", self.max_pixels, "a positive number of pixels")
-
-
-@dataclass
-class JudgeConfig:
-    """The toy judge (``data.judge``): trained on first use on the train split, cached."""
-
-    # Training passes over the train split.
-    epochs: int = 2
-    # Batch size of the judge's training.
-    batch_size: int = 128
-    # Adam learning rate (one-cycle schedule).
-    lr: float = 0.003
-    # Width of the first conv layer (doubles twice); the feature dimension (FID-toy) is 8x this.
-    width: int = 16
-    # Seed of the judge's initialisation and data order.
-    seed: int = 0
-
-
-LAYOUTS = ("halves", "aligned")
-
-
-@dataclass
-class ToyData(DataConfig):
-    """``configs/data/toy.yaml``: the generated toy world ([world] keys make its cache key)."""
-
-    # The toy world, generated on first use.
-    name: str = "toy"
-    # [world] Image side in pixels: 32 or 64.
-    resolution: int = 32
-    # [world] Seed of the world itself (which images exist).
-    world_seed: int = 0
-    # [world] Number of training samples.
-    n_train: int = 50000
-    # [world] Number of held-out samples.
-    n_heldout: int = 2000
-    # [world] Share of images with two objects (and a relation).
-    two_object_share: float = 0.3
-    # [world] Two-object placement: aligned | halves.
-    layout: str = "aligned"
-    # [world] Background RGB colour (plain).
-    background: list[int] = field(default_factory=lambda: [40, 40, 40])
-    # [world] Samples per shard file.
-    shard_size: int = 10000
-    # Processes that render the world on first use (does not change its bytes).
-    gen_workers: int = 2
-    # Cache root for the world and its judge; None = $LDM_VS_GAN_CACHE or ~/.cache/ldm_vs_gan.
-    cache_dir: str | None = None
-    # Read each shard into RAM once per process.
-    in_memory: bool = True
-    # Keep decoded samples in RAM after their first read (deterministic decoding only).
-    cache_decoded: bool = True
-    # DataLoader worker processes (0 = load in the training process).
-    num_workers: int = 0
-    # Crop after resizing the shorter side: center | random (a no-op: images are square).
-    crop: str = "center"
-    # Random horizontal flip: must stay false, it would break "left of" captions.
-    hflip: bool = False
-    # The toy judge.
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
-
-    def check(self, prefix: str) -> None:
-        super().check(prefix)
-        if self.hflip:
-            raise bad_value(f"{prefix}.hflip", True, ["false (the toy world has left/right relations)"])
-        schema.choice(prefix, "layout", self.layout, LAYOUTS)
-        if self.resolution not in (32, 64):
-            raise bad_value(f"{prefix}.resolution", self.resolution, [32, 64])
-        if not 0.0 <= self.two_object_share <= 1.0:
-            raise bad_value(f"{prefix}.two_object_share", self.two_object_share, "a share in [0, 1]")
-        for k in ("n_train", "n_heldout", "shard_size"):
-            if getattr(self, k) <= 0:
-                raise bad_value(f"{prefix}.{k}", getattr(self, k), "a positive integer")
 
 
 @dataclass
@@ -209,7 +137,14 @@ class FolderData(DataConfig):
     crop: str = "random"
 
 
-SCHEMAS = {"toy": ToyData, "laion": LaionData, "coco": CocoData, "folder": FolderData}
+BUILTIN = {"laion": LaionData, "coco": CocoData, "folder": FolderData}
+
+
+def schemas() -> dict:
+    """Schema of every ``data.name``: the built-in sources and the plug-ins' (ldm_vs_gan.plugins)."""
+    from ldm_vs_gan import plugins
+
+    return {**{n: plugins.find("data", n).schema for n in plugins.names("data")}, **BUILTIN}
 
 
 def name_of(node, default=None):
@@ -226,9 +161,10 @@ def read(node, name: str | None = None):
     if is_dataclass(node) and not isinstance(node, type):
         return node
     name = name or name_of(node)
-    if name not in SCHEMAS:
-        raise bad_value("data.name", name, list(SCHEMAS))
-    return schema.read(SCHEMAS[name], _unset_nones(node, SCHEMAS[name]), "data")
+    known = schemas()
+    if name not in known:
+        raise bad_value("data.name", name, list(known))
+    return schema.read(known[name], _unset_nones(node, known[name]), "data")
 
 
 def _unset_nones(node, schema_cls):
@@ -250,4 +186,4 @@ def _unset_nones(node, schema_cls):
     return out
 
 
-__all__ = ["DataConfig", "ToyData", "LaionData", "CocoData", "FolderData", "JudgeConfig", "SCHEMAS", "read"]
+__all__ = ["DataConfig", "LaionData", "CocoData", "FolderData", "BUILTIN", "schemas", "read"]

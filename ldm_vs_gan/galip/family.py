@@ -42,6 +42,7 @@ def _blocks(key: str, given: list[int] | None, official: tuple[int, ...], depth:
 
 class GALIPFamily(Family):
     generative = True
+    components = ("clip",)
 
     def __init__(self, clip, model_cfg, resolution: int):
         """``model_cfg``: a :class:`GALIPConfig`, or a ``model`` node (DictConfig, dict or None)

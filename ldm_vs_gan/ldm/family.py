@@ -40,6 +40,7 @@ SAMPLING_KEYS = ("sampler", "steps", "guidance", "negative_prompt", "eta")
 class LDMFamily(Family):
     ema_network = "unet"
     generative = True
+    components = ("clip", "autoencoder")
 
     def __init__(self, clip, autoencoder, model_cfg, resolution: int, data_cfg=None):
         """``model_cfg``: an :class:`LDMConfig`, or a ``model`` node (DictConfig, dict or None)

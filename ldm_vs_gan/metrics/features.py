@@ -9,7 +9,8 @@ Every extractor is an ``nn.Module`` that maps **uint8** images (B, 3, H, W) to f
   torch-fidelity's hub cache. Absent file -> one :class:`MissingWeightsError` naming the file and
   where to put it. Never a silent fallback to another extractor (its numbers would not compare).
 - ``clip``: image embeddings of a frozen CLIP (``components.build_clip``).
-- ``toy``: the toy judge's penultimate features (the toy world's Inception).
+- a plug-in's (``ldm_vs_gan.plugins`` kind ``features``), e.g. ``toy``: the toy judge's
+  penultimate features (the toy world's Inception).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 from ldm_vs_gan.errors import MissingWeightsError, bad_value
 from ldm_vs_gan.paths import sha256_file
 
-EXTRACTORS = ("inception", "clip", "toy")
+EXTRACTORS = ("inception", "clip")  # built in; plug-ins add theirs (toy)
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 # Match torch-fidelity (and so the published LDM FIDs): TF1-style bilinear resize to 299, no
@@ -162,28 +163,6 @@ class ClipFeatures(FeatureExtractor):
         return self.clip.encode_image(x).float()
 
 
-class JudgeFeatures(FeatureExtractor):
-    """The toy judge's features: the FID feature space of the toy world (docs/ARCHITECTURE.md)."""
-
-    def __init__(self, judge):
-        super().__init__()
-        self.judge = judge
-        self.name = f"toy-judge:{judge.name}"
-        self.sha256 = judge.sha256
-        self.resize = "none (judge runs at the toy world's native resolution)"
-        self.extra = {"judge_heldout_accuracy": dict(getattr(judge, "heldout_accuracy", {}) or {})}
-        # the contract does not state D; the judge has it as feature_dim, else known after the first call
-        self.num_features = getattr(judge, "feature_dim", None)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        f = self.judge.features(images)
-        f = torch.as_tensor(f).float()
-        if self.num_features is None:
-            self.num_features = int(f.shape[1])
-        return f
-
-
 def build_extractor(
     kind: str,
     *,
@@ -193,19 +172,16 @@ def build_extractor(
     inception_weights: str | None = None,
     inception_output: str = "2048",
 ) -> FeatureExtractor:
-    """The extractor named by ``--feature`` (``kind`` in :data:`EXTRACTORS`)."""
+    """The extractor named by ``--feature`` (``kind``: :data:`EXTRACTORS` or a plug-in's)."""
     if kind == "inception":
         return InceptionFeatures(inception_weights, output=inception_output)
     if kind == "clip":
         if clip is None:
-            raise bad_value("--feature", kind, "inception, toy (no CLIP given)")
+            raise bad_value("--feature", kind, "inception (no CLIP given)")
         return ClipFeatures(clip, clip_label)
-    if kind == "toy":
-        from ldm_vs_gan.data.judge import load_judge
+    from ldm_vs_gan import plugins
 
-        with torch.enable_grad():  # first use trains the judge, whatever the caller's grad mode
-            return JudgeFeatures(load_judge(data_cfg))
-    raise bad_value("--feature", kind, EXTRACTORS)
+    return plugins.get("features", kind, "--feature", EXTRACTORS).build(data_cfg)
 
 
 @torch.no_grad()

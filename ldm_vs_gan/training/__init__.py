@@ -24,9 +24,11 @@ What a family can rely on (and must respect):
   and checkpointed: resume is exact; 1 vs N ranks see different noise (not bitwise comparable).
 - ``family.train()`` during steps, ``family.eval()`` + ``torch.no_grad()`` + EMA weights swapped
   into the ``ema_network`` for ``preview``/``evaluate``/``quick_eval`` (rank 0 only).
-- ``run`` may be called inside a ``from_config`` (first-use stage training); under torchrun it
-  joins the existing process group, so every rank must make that call. It restores the caller's
-  RNG streams on return.
+- ``from_config`` builds frozen components from what the plug-ins' preparers made before it
+  (``ldm_vs_gan.plugins.prepare``: toy world, toy stages); it never trains one itself. List the
+  config nodes of those components in ``Family.components``.
+- ``run`` under torchrun joins the existing process group, so every rank must make that call. It
+  restores the caller's RNG streams on return.
 """
 
 from __future__ import annotations

@@ -109,6 +109,9 @@ class Family(nn.Module):
     #: True for families whose ``generate`` makes images from captions (LDM, GALIP): the loop then
     #: also runs the metrics room's ``quick_eval`` at the eval interval.
     generative: bool = False
+    #: the top-level config nodes of the frozen components ``from_config`` builds (``clip``,
+    #: ``autoencoder``): the plug-ins' preparers make any first-use weights of these, and no others
+    components: tuple[str, ...] = ()
 
     def phases(self) -> list[Phase]:
         raise NotImplementedError

@@ -26,6 +26,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from ldm_vs_gan import plugins
 from ldm_vs_gan.errors import ConfigError
 from ldm_vs_gan.training import checkpoint as ckpt
 from ldm_vs_gan.training import distributed, precision, settings
@@ -55,9 +56,7 @@ def run(cfg: DictConfig, *, data=None) -> Path:
         data = data_mod
     info = distributed.setup(s.device, s.dist_timeout_s)
     rd = RunDir(Path(cfg.run_dir))
-    # run() may be called from inside another run (first-use training of a toy CLIP/VAE in a
-    # family's from_config): leave the caller's RNG streams as they were, so the caller's
-    # initialisation does not depend on whether the stage was cached or trained just now.
+    # A caller that goes on after run() (a test, a notebook, a study script) keeps its RNG streams.
     try:
         with ckpt.isolated_rng():
             if info.is_main:
@@ -93,10 +92,12 @@ class Trainer:
         if found is not None:
             self.rd.check_compatible(cfg, found[0])
 
-        # The held-out panel and eval set are read before the family is built (which may train a
-        # toy CLIP for minutes): their config errors come first.
+        # First-use work of the plug-ins (ldm_vs_gan.plugins), in two steps so that the held-out
+        # panel's and eval set's config errors come before any model is trained on first use.
+        plugins.prepare(cfg, "data")  # e.g. the toy world's shards (seconds, once)
         self.previewer = Previewer(s, cfg.data, rd, is_main=dist.is_main, device=self.device, data=data)
         self.previewer.prepare()
+        plugins.prepare(cfg, "train")  # e.g. the toy CLIP/VAE stages and judge (minutes, once)
         # Same init on every rank (DDP also broadcasts rank 0's weights, this keeps EMA equal too).
         ckpt.seed_all(int(cfg.seed))
         self.family: Family = get_class(cfg.model._target_).from_config(cfg)

@@ -39,7 +39,6 @@ class Previewer:
         self.data = data  # has heldout_batch(data_cfg, n, offset=0) (docs/CONTRACTS.md "Data")
         self._panel = None
         self._eval_batches = None
-        self._quick_eval_missing_warned = False
 
     @staticmethod
     @contextlib.contextmanager
@@ -108,25 +107,12 @@ class Previewer:
         with ckpt.isolated_rng(), self._eval_mode(family, ema) as fam:
             results = {f"eval/{k}": float(v) for k, v in fam.evaluate(self._eval_batches).items()}
             if fam.generative:
-                quick_eval = self._quick_eval(log)
-                if quick_eval is not None:
-                    q = quick_eval(fam, self._eval_batches, self.data_cfg)
-                    results.update({f"eval/{k}": float(v) for k, v in q.items()})
+                # lazily: the loop's import stays light for families that never evaluate
+                from ldm_vs_gan.metrics.quick import quick_eval
+
+                q = quick_eval(fam, self._eval_batches, self.data_cfg)
+                results.update({f"eval/{k}": float(v) for k, v in q.items()})
         rec = {"step": step, "images_seen": images_seen, "ema": ema is not None, **results}
         log.log(rec)
         path = self.rd.eval / f"quick_{images_seen:012d}.json"
         ckpt.atomic_write_bytes(path, (json.dumps(rec, indent=2) + "\n").encode())
-
-    def _quick_eval(self, log: RunLogger):
-        # The metrics room provides quick_eval; until it lands the engine works without it. Only a
-        # missing *name* is tolerated: an error while importing the package propagates.
-        import ldm_vs_gan.metrics as metrics
-
-        fn = getattr(metrics, "quick_eval", None)
-        if fn is None and not self._quick_eval_missing_warned:
-            log.message(
-                "ldm_vs_gan.metrics.quick_eval is not available: quick evaluation logs "
-                "only the family's own evaluate()"
-            )
-            self._quick_eval_missing_warned = True
-        return fn

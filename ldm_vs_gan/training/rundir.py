@@ -209,6 +209,17 @@ def init_weights_from(path, nets: dict, ema) -> None:
     )
 
 
+def run_config(run_dir):
+    """A run's ``config.yaml`` (one ``UserError`` naming it when it is absent or unreadable)."""
+    from ldm_vs_gan.components.weights import reading
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise UserError(f"{str(Path(run_dir))!r} is not a run directory (no config.yaml)")
+    with reading(path, "is not a readable run config"):
+        return OmegaConf.load(path)
+
+
 def load_run(run_dir, *, weights: str = "ema", device="cpu"):
     """Rebuild a run's family for sampling/evaluation (docs/CONTRACTS.md "Engine").
 
@@ -225,7 +236,7 @@ def load_run(run_dir, *, weights: str = "ema", device="cpu"):
         raise ConfigError(f"weights={weights!r} is not allowed; choose one of: ema, raw")
     if not (rd.path / "config.yaml").exists():
         raise UserError(f"{str(rd.path)!r} is not a run directory (no config.yaml)")
-    # weights first: a damaged file is reported before the family builds (a toy stage may train)
+    # weights first: a damaged file is reported before the family builds
     if weights == "ema":
         if not (rd.weights / "manifest.json").exists():
             raise UserError(f"{str(rd.weights)!r} has no manifest.json: the run has not written weights yet")
@@ -246,8 +257,8 @@ def load_run(run_dir, *, weights: str = "ema", device="cpu"):
             "weights": "raw",
             "weights_sha256": None,
         }
+    cfg = run_config(rd.path)
     with reading(rd.path / "config.yaml", "is not a readable run config"):
-        cfg = OmegaConf.load(rd.path / "config.yaml")
         family_cls = get_class(cfg.model._target_)
     # Seeded as the trainer seeds it: frozen parts built from random weights (source: random) are
     # then the ones the run trained with; the caller's RNG streams are left as they were.

@@ -14,9 +14,10 @@ red circle" has the red circle first). ``x``, ``y`` are the object's centre in [
 coordinates (y down). Captions always name size, colour and shape of every object, so the
 attributes are exactly what the prompt asks for (plus the free position).
 
-The world is generated on first use into ``<cache>/toy/world-<params_key>/`` (``data.cache_dir``
-overrides the cache root), in a temporary folder renamed into place when complete, so concurrent
-processes never see half a world; it is regenerated exactly when its parameters change.
+The world is generated once, by the toy room's preparer (``toy/prepare.py``) before a run or an
+evaluation, into ``<cache>/toy/world-<params_key>/`` (``data.cache_dir`` overrides the cache
+root), in a temporary folder renamed into place when complete, so concurrent processes never see
+half a world; a new one is made exactly when its parameters change.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ldm_vs_gan.data import config
 from ldm_vs_gan.data.shards import ShardWriter
-from ldm_vs_gan.errors import bad_value
+from ldm_vs_gan.errors import UserError, bad_value
 from ldm_vs_gan.paths import cache_dir, params_key
+from ldm_vs_gan.toy import config
 
 SHAPES = ("circle", "square", "triangle", "cross")
 COLORS = ("red", "green", "blue", "yellow")
@@ -78,9 +79,9 @@ TWO_TEMPLATES = {  # (template, swapped): swapped templates name the second cano
 
 def world_params(data_cfg) -> dict:
     """Everything that determines the world's bytes (the cache key). ``data_cfg``: a ``data``
-    node (read by :class:`~ldm_vs_gan.data.config.ToyData`, which checks the values) or its
+    node (read by :class:`~ldm_vs_gan.toy.config.ToyData`, which checks the values) or its
     typed object."""
-    c = config.read(data_cfg, "toy")
+    c = config.read(data_cfg)
     p = {
         "version": WORLD_VERSION,
         "seed": int(c.world_seed),
@@ -98,8 +99,7 @@ def world_params(data_cfg) -> dict:
 
 def world_dir(data_cfg) -> Path:
     return (
-        cache_dir("toy", root=config.read(data_cfg, "toy").cache_dir)
-        / f"world-{params_key(world_params(data_cfg))}"
+        cache_dir("toy", root=config.read(data_cfg).cache_dir) / f"world-{params_key(world_params(data_cfg))}"
     )
 
 
@@ -138,7 +138,7 @@ def _generate(data_cfg, final: Path, verbose: bool) -> Path:
     tmp.mkdir(parents=True)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        workers = config.read(data_cfg, "toy").gen_workers
+        workers = config.read(data_cfg).gen_workers
         for split in SPLITS:
             write_split(tmp, split, params, workers)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -162,9 +162,17 @@ def _generate(data_cfg, final: Path, verbose: bool) -> Path:
 
 
 def shard_paths(data_cfg, split: str) -> list[str]:
+    """The shard files of ``split`` of a generated world (generating is the preparer's job)."""
     if split not in SPLITS:
         raise bad_value("split", split, SPLITS)
-    return [str(p) for p in sorted(ensure_world(data_cfg).glob(f"{split}-*.tar"))]
+    folder = world_dir(data_cfg)
+    if not (folder / "params.json").exists():
+        raise UserError(
+            f"the toy world for these data.* settings is not generated yet ({folder}): training "
+            "and evaluation make it first; from Python call ldm_vs_gan.plugins.prepare(cfg, 'train') "
+            "or ldm_vs_gan.toy.world.ensure_world(cfg.data)"
+        )
+    return [str(p) for p in sorted(folder.glob(f"{split}-*.tar"))]
 
 
 # --------------------------------------------------------------------------- sampling

@@ -1,12 +1,14 @@
-"""First-use resolution of ``source: toy``: the toy world's CLIP / VAE stage, trained once, cached.
+"""``source: toy`` for ``clip`` and ``autoencoder``: the toy world's CLIP / VAE stage, trained once, cached.
 
-When a family asks for the toy CLIP or VAE (``clip=toy``, ``autoencoder=toy``) and none is cached
-for this toy world, the stage (``model=clip`` / ``model=vae``) is trained with its default config
-(``configs/model/<stage>.yaml``, budget from ``configs/trainer/<stage>_stage.yaml``), saying so on stderr with the
-engine's progress bar, into ``<cache>/stages/<stage>-<key>/`` (a normal run directory), and the
-caller goes on. The key hashes everything that makes the stage: the world's parameters, the
-stage's model and trainer config, the seed. So ``python -m ldm_vs_gan.train model=ldm`` works on a
-fresh machine with nothing but the package.
+:func:`ensure_stage` (called by the toy preparer, ``toy/prepare.py``, before a run that uses
+``clip=toy`` or ``autoencoder=toy``) trains the stage (``model=clip`` / ``model=vae``) with its
+default config (``configs/model/<stage>.yaml``, budget from ``configs/trainer/<stage>_stage.yaml``)
+when none is cached for this toy world, saying so on stderr with the engine's progress bar, into
+``<cache>/stages/<stage>-<key>/`` (a normal run directory). :func:`find_stage` only looks it up:
+the weight source's ``build`` uses it, so building a component never trains. The key hashes
+everything that makes the stage: the world's parameters, the stage's model and trainer config, the
+seed. So ``python -m ldm_vs_gan.train model=ldm`` works on a fresh machine with nothing but the
+package.
 
 Concurrency: one file lock per stage key; a second process (another run, or the other DDP rank)
 waits, then finds the finished stage. The training runs in a child process with the launcher's
@@ -63,15 +65,10 @@ def _compose(overrides: list[str]):
 
 
 def _data_identity(data_cfg) -> dict:
-    """What in the data config determines the stage's training data."""
-    d = OmegaConf.to_container(data_cfg, resolve=True) if OmegaConf.is_config(data_cfg) else dict(data_cfg)
-    if d.get("name") == "toy":
-        from ldm_vs_gan.data.toy import world_params
+    """What in the data config determines the stage's training data: the world."""
+    from ldm_vs_gan.toy.world import world_params
 
-        return {"name": "toy", "world": world_params(data_cfg)}
-    for k in ("num_workers", "in_memory", "cache_dir", "judge"):  # how it is read, not what
-        d.pop(k, None)
-    return d
+    return {"name": "toy", "world": world_params(data_cfg)}
 
 
 def stage_config(kind: str, comp_cfg, data_cfg):
@@ -102,7 +99,10 @@ def stage_key(kind: str, cfg) -> str:
         {
             "kind": kind,
             "data": _data_identity(cfg.data),
-            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            # where the Family class lives is not what makes the stage
+            "model": {
+                k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"
+            },
             "trainer": {
                 k: OmegaConf.to_container(t, resolve=True).get(k)
                 for k in ("max_images", "batch_size", "accumulate", "warmup_images", "precision")
@@ -112,21 +112,47 @@ def stage_key(kind: str, cfg) -> str:
     )
 
 
-def resolve_toy_stage(kind: str, comp_cfg, data_cfg) -> Path:
-    """Run dir of the finished toy stage ``kind`` for ``data_cfg``: cached, or trained now."""
-    if data_cfg is None:
+_KEY = {"clip": "clip", "vae": "autoencoder"}
+
+
+def _stage_dir(kind: str, comp_cfg, data_cfg):
+    """(full stage config, its run dir) of the toy stage ``kind`` for ``data_cfg``."""
+    from ldm_vs_gan.data.config import name_of
+
+    if name_of(data_cfg) != "toy":
         raise UserError(
-            f"{'clip' if kind == 'clip' else 'autoencoder'}.source=toy needs the data config "
-            f"(build_{'clip' if kind == 'clip' else 'autoencoder'}(cfg, data_cfg=cfg.data))"
+            f"{_KEY[kind]}.source=toy is the toy world's {kind.upper()}, but data.name is "
+            f"{name_of(data_cfg)!r}: train a stage on your data (python -m ldm_vs_gan.train "
+            f"model={kind} data=...) and give it as {_KEY[kind]}=run {_KEY[kind]}.path=RUN_DIR"
         )
     cfg = stage_config(kind, comp_cfg, data_cfg)
-    key = stage_key(kind, cfg)
-    root = cache_dir("stages", root=data_cfg.get("cache_dir", None))
-    run_dir = root / f"{kind}-{key}"
+    from ldm_vs_gan.toy import config
+
+    root = cache_dir("stages", root=config.read(data_cfg).cache_dir)
+    return cfg, root / f"{kind}-{stage_key(kind, cfg)}"
+
+
+def find_stage(kind: str, comp_cfg, data_cfg) -> Path:
+    """Run dir of the finished toy stage ``kind`` (``clip`` | ``vae``); an error saying how to
+    make it when it is not there."""
+    _, run_dir = _stage_dir(kind, comp_cfg, data_cfg)
+    if not (run_dir / DONE).is_file():
+        raise UserError(
+            f"the toy {kind.upper()} for this toy world is not trained yet ({run_dir}): training "
+            f"and evaluation train it first; from Python call "
+            f"ldm_vs_gan.toy.stages.ensure_stage({kind!r}, cfg.{_KEY[kind]}, cfg.data)"
+        )
+    return run_dir
+
+
+def ensure_stage(kind: str, comp_cfg, data_cfg) -> Path:
+    """Run dir of the finished toy stage ``kind``: cached, or trained now (once per key: a file
+    lock makes another process, or the other DDP rank, wait and then find it)."""
+    cfg, run_dir = _stage_dir(kind, comp_cfg, data_cfg)
     if (run_dir / DONE).is_file():
         return run_dir
-    with open(root / f"{kind}-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process training the same stage: wait for it
+    with open(run_dir.with_name(run_dir.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if (run_dir / DONE).is_file():
                 return run_dir
@@ -151,7 +177,7 @@ def _train_stage(kind: str, cfg, run_dir: Path) -> None:
     OmegaConf.save(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), cfg_file)
     env = {k: v for k, v in os.environ.items() if k not in _DDP_VARS}
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "ldm_vs_gan.components.resolve", str(cfg_file)], env=env)
+    proc = subprocess.run([sys.executable, "-m", "ldm_vs_gan.toy.stages", str(cfg_file)], env=env)
     if proc.returncode != 0:
         raise UserError(
             f"training the toy {kind} stage failed (exit {proc.returncode}); its run dir is "

@@ -1,6 +1,6 @@
-"""Stage ``model=clip``: contrastive pre-training of a small open_clip model on the toy world.
+"""Stage ``model=clip``: contrastive pre-training of a small open_clip model on any captioned data.
 
-The offline counterpart of a pretrained CLIP (docs/ARCHITECTURE.md "The toy world"): the same open_clip
+The offline counterpart of a pretrained CLIP (docs/ARCHITECTURE.md "Stages"): the same open_clip
 ``CLIP`` class and shipped BPE tokenizer, a small architecture (``configs/model/clip.yaml``),
 trained with the symmetric InfoNCE loss of CLIP (Radford et al. 2021, Fig. 3 pseudo-code).
 
@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from ldm_vs_gan.components.clip import CLIP_MEAN, CLIP_STD, bpe_tokenizer, build_open_clip
-from ldm_vs_gan.components.config import CLIPStageConfig, read_whole_arch
+from ldm_vs_gan.components.config import read_whole_arch
 from ldm_vs_gan.components.sources import clip_arch
 from ldm_vs_gan.data.batch import Batch
+from ldm_vs_gan.stages.config import CLIPStageConfig
 from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
 
 # log(100): CLIP clamps its learned temperature so logits never exceed 100 (Radford et al. 2021, s2.5).

@@ -3,9 +3,10 @@ canonical attributes. It is to the toy world what Inception is to natural images
 layer is the feature space of FID-toy / KID-toy, and its predictions give *prompt fidelity*, the
 share of generated images whose judged attributes match their prompt.
 
-Trained on first use on the world's train split, evaluated on the held-out split, and cached in
-``<cache>/toy/judge-<key>/`` (key: the world's parameters + the judge's), with its held-out
-accuracy per attribute and its training time in ``meta.json``. Weights are safetensors.
+Trained once by the toy room's preparer on the world's train split, evaluated on the held-out
+split, and cached in ``<cache>/toy/judge-<key>/`` (key: the world's parameters + the judge's), with
+its held-out accuracy per attribute and its training time in ``meta.json``. Weights are
+safetensors.
 
 Outputs (heads on a shared feature vector): object count (1|2), relation (left of|above), and two
 canonical object *slots* (slot 0 = the only, or the left/upper, object) with shape, colour, size.
@@ -25,19 +26,20 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ldm_vs_gan.data import config, toy
+from ldm_vs_gan.errors import UserError, bad_value
 from ldm_vs_gan.paths import cache_dir, params_key, sha256_file
+from ldm_vs_gan.toy import config, world
 
 JUDGE_VERSION = 2
-_FIELDS = (("shape", toy.SHAPES), ("color", toy.COLORS), ("size", toy.SIZES))
+_FIELDS = (("shape", world.SHAPES), ("color", world.COLORS), ("size", world.SIZES))
 
 
 def judge_params(data_cfg) -> dict:
-    c = config.read(data_cfg, "toy")
+    c = config.read(data_cfg)
     j = c.judge
     return {
         "version": JUDGE_VERSION,
-        "world": toy.world_params(c),
+        "world": world.world_params(c),
         "epochs": int(j.epochs),
         "batch_size": int(j.batch_size),
         "lr": float(j.lr),
@@ -68,7 +70,7 @@ class JudgeNet(nn.Module):
         )  # (B, 4w, 8, 8)
         self.feat = nn.Sequential(nn.Linear(5 * 4 * w, 8 * w), nn.ReLU(inplace=True))
         d = 8 * w
-        self.heads = nn.ModuleDict({"count": nn.Linear(d, 2), "relation": nn.Linear(d, len(toy.RELATIONS))})
+        self.heads = nn.ModuleDict({"count": nn.Linear(d, 2), "relation": nn.Linear(d, len(world.RELATIONS))})
         for slot in (0, 1):
             for f, vocab in _FIELDS:
                 self.heads[f"{f}{slot}"] = nn.Linear(d, len(vocab))
@@ -98,7 +100,7 @@ def encode_labels(attributes: list[dict]) -> dict[str, torch.Tensor]:
         objs = a["objects"]
         out["count"][i] = len(objs) - 1
         if a.get("relation") is not None:
-            out["relation"][i] = toy.RELATIONS.index(a["relation"])
+            out["relation"][i] = world.RELATIONS.index(a["relation"])
         for s, o in enumerate(objs[:2]):
             for f, vocab in _FIELDS:
                 out[f"{f}{s}"][i] = vocab.index(o[f])
@@ -110,8 +112,8 @@ def load_split(data_cfg, split: str) -> tuple[torch.Tensor, list[dict]]:
     from ldm_vs_gan.data.decode import DecodeOptions, decode_sample
     from ldm_vs_gan.data.shards import ShardIndex
 
-    index = ShardIndex(toy.shard_paths(data_cfg, split), in_memory=True)
-    opts = DecodeOptions(resolution=toy.world_params(data_cfg)["resolution"])
+    index = ShardIndex(world.shard_paths(data_cfg, split), in_memory=True)
+    opts = DecodeOptions(resolution=world.world_params(data_cfg)["resolution"])
     samples = [decode_sample(index.read(i), opts) for i in range(len(index))]
     return torch.stack([s["image"] for s in samples]), [s["attributes"] for s in samples]
 
@@ -175,7 +177,7 @@ class ToyJudge:
         ``two/strict`` (+ sizes and two objects seen). ``overall``: the ``overall`` criterion over
         all prompts. ``n_single``, ``n_two``: how many prompts of each kind.
         """
-        attrs = [toy.parse_caption(a) if isinstance(a, str) else a for a in attributes]
+        attrs = [world.parse_caption(a) if isinstance(a, str) else a for a in attributes]
         if any(a is None for a in attrs):
             raise ValueError("fidelity: every prompt must be a toy attribute record or a toy-world caption")
         if len(attrs) != len(images_uint8):
@@ -281,8 +283,7 @@ def _train_judge(data_cfg, verbose: bool) -> tuple[JudgeNet, dict]:
 
 def judge_dir(data_cfg) -> Path:
     return (
-        cache_dir("toy", root=config.read(data_cfg, "toy").cache_dir)
-        / f"judge-{params_key(judge_params(data_cfg))}"
+        cache_dir("toy", root=config.read(data_cfg).cache_dir) / f"judge-{params_key(judge_params(data_cfg))}"
     )
 
 
@@ -317,21 +318,36 @@ def _train_and_save(data_cfg, p: dict, final: Path, verbose: bool) -> None:
 _LOADED: dict[str, ToyJudge] = {}
 
 
-def load_judge(data_cfg, verbose: bool = True) -> ToyJudge:
-    """The toy judge of this world (trained on first use, then cached on disk and in memory)."""
-    if config.name_of(data_cfg, "toy") != "toy":
-        from ldm_vs_gan.errors import bad_value
+def _check_toy(data_cfg) -> None:
+    from ldm_vs_gan.data.config import name_of
 
-        raise bad_value(
-            "data.name", config.name_of(data_cfg), ["toy (the judge exists for the toy world only)"]
-        )
+    if name_of(data_cfg, "toy") != "toy":
+        raise bad_value("data.name", name_of(data_cfg), ["toy (the judge exists for the toy world only)"])
+
+
+def ensure_judge(data_cfg, verbose: bool = True) -> Path:
+    """The judge's cache folder, training the judge first if it is not there (the preparer's
+    job: ``toy/prepare.py``). One file lock per judge: DDP ranks and parallel runs train it once."""
+    _check_toy(data_cfg)
+    final = judge_dir(data_cfg)
+    if not (final / "meta.json").exists():
+        with world.file_lock(final.with_name(final.name + ".lock")):
+            _train_and_save(data_cfg, judge_params(data_cfg), final, verbose)
+    return final
+
+
+def load_judge(data_cfg) -> ToyJudge:
+    """The toy judge of this world, as trained by :func:`ensure_judge` (cached in memory)."""
+    _check_toy(data_cfg)
     p = judge_params(data_cfg)
     final = judge_dir(data_cfg)
     if str(final) in _LOADED:
         return _LOADED[str(final)]
     if not (final / "meta.json").exists():
-        with toy.file_lock(final.with_name(final.name + ".lock")):  # DDP ranks: train once
-            _train_and_save(data_cfg, p, final, verbose)
+        raise UserError(
+            f"the toy judge for this world is not trained yet ({final}): training and evaluation "
+            "train it first; from Python call ldm_vs_gan.toy.judge.ensure_judge(cfg.data)"
+        )
     meta = json.loads((final / "meta.json").read_text())
     net = JudgeNet(p["world"]["resolution"], p["width"])
     net.load_state_dict(load_file(str(final / "weights.safetensors")))

@@ -1,7 +1,7 @@
-"""Stage ``model=vae``: a small diffusers ``AutoencoderKL`` trained on the toy world.
+"""Stage ``model=vae``: a small diffusers ``AutoencoderKL`` trained on any image data.
 
 The offline counterpart of SD's VAE (only configs differ between the toy and the at-scale
-setting; docs/ARCHITECTURE.md "The toy world"). Loss (Rombach et al. 2022,
+setting; docs/ARCHITECTURE.md "Stages"). Loss (Rombach et al. 2022,
 appendix G, without the perceptual and adversarial terms, which the toy world does not need):
 ``l1 * |x - x'| + l2 * (x - x')^2`` (per pixel, mean) ``+ kl * KL(q(z|x) || N(0, I))`` (summed
 over latent elements, averaged over the batch, as SD's ``kl_weight`` 1e-6 is meant), with z
@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from ldm_vs_gan.components.autoencoder import build_autoencoder_kl
-from ldm_vs_gan.components.config import VAEStageConfig, read_whole_arch
+from ldm_vs_gan.components.config import read_whole_arch
 from ldm_vs_gan.data.batch import Batch
+from ldm_vs_gan.stages.config import VAEStageConfig
 from ldm_vs_gan.training.family import Family, OptimizerSpec, Phase, StepContext
 
 
