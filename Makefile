@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-slow train lint bench compare clean
+.PHONY: install test test-slow train lint bench compare clean gpu-bundle
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,3 +47,10 @@ bench: $(STAMP)
 # The first study: both families on the toy world, same budget, 3 seeds each, then the report.
 compare: $(STAMP)
 	$(BIN)/python experiments/toy_ldm_vs_galip/run.py
+
+# Wheels for benchmarks/gpu_check.py on a GPU machine without a package index: what its Python
+# 3.12 lacks (pinned as here, manylinux x86_64), into .gpu_bundle/ (ignored; carried there).
+# How to run the check there: docs/GPU.md.
+gpu-bundle: $(STAMP)
+	$(BIN)/python benchmarks/gpu_parts/bundle.py .gpu_bundle
+	du -sh .gpu_bundle

@@ -32,6 +32,10 @@ def hinge_fake(logits: torch.Tensor) -> torch.Tensor:
     return F.relu(1.0 + logits.float()).mean()
 
 
+# Largest scale inside MA-GP's autograd.grad whose gradient at fp16 logits stays finite.
+MAX_GP_SCALE = 2.0**15
+
+
 def ma_gp(
     logits: torch.Tensor,
     inputs: tuple[torch.Tensor, ...] | list[torch.Tensor],
@@ -46,15 +50,18 @@ def ma_gp(
 
     ``grad_scale`` is the fp16 GradScaler scale: the logits are multiplied by it before
     ``autograd.grad`` (so small fp16 gradients do not underflow) and the gradients divided by it
-    after (PyTorch AMP recipe "gradient penalty"); 1.0 without a scaler. The graph is kept
-    (create_graph) so the penalty trains the discriminator.
+    after (PyTorch AMP recipe "gradient penalty"); 1.0 without a scaler. Capped at
+    :data:`MAX_GP_SCALE`: d sum(logits) / d logit is the scale itself, and at the GradScaler's
+    initial 2**16 it overflows fp16 logits (max 65504), making the first penalty NaN. The graph is
+    kept (create_graph) so the penalty trains the discriminator.
     """
+    scale = min(float(grad_scale), MAX_GP_SCALE)
     grads = torch.autograd.grad(
-        outputs=logits.sum() * grad_scale,
+        outputs=logits.sum() * scale,
         inputs=list(inputs),
         create_graph=True,
     )
-    inv = 1.0 / grad_scale
+    inv = 1.0 / scale
     flat = torch.cat([(g.float() * inv).flatten(1) for g in grads], dim=1)  # (B, sum of dims)
     # ||g||^p computed as (||g||^2)^(p/2): same value, but no sqrt whose derivative is infinite
     # at a zero gradient (a fresh Mate-D's gates are 0, so its gradients can be exactly 0).

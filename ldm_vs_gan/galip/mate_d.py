@@ -26,6 +26,9 @@ from ldm_vs_gan.galip.layers import GatedBlock
 
 
 class MateD(nn.Module):
+    #: MA-GP differentiates Mate-D's input gradients again: trainer.compile leaves it eager.
+    double_backward = True
+
     def __init__(
         self,
         *,

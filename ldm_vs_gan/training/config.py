@@ -19,6 +19,7 @@ from ldm_vs_gan.training.precision import PRECISIONS
 ON_NONFINITE = ("stop", "skip")
 DEVICES = ("auto", "cpu", "cuda")
 LOGGERS = ("wandb", "none")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 WANDB_MODES = ("offline", "online", "disabled")
 
 
@@ -123,9 +124,14 @@ class TrainerConfig:
     num_workers: int | None = None
     # Timeout of collective operations (seconds) under torchrun.
     dist_timeout_s: float = 1800.0
+    # torch.compile the networks the phases call: faster steps on GPUs, after a compile at the start.
+    compile: bool = False
+    # torch.compile backend: inductor (needs a C compiler) | aot_eager | eager (debugging).
+    compile_backend: str = "inductor"
 
     def check(self, prefix: str) -> None:
         schema.choice(prefix, "precision", self.precision, PRECISIONS)
+        schema.choice(prefix, "compile_backend", self.compile_backend, COMPILE_BACKENDS)
         schema.choice(prefix, "lr_decay", self.lr_decay, LR_DECAYS)
         schema.choice(prefix, "on_nonfinite", self.on_nonfinite, ON_NONFINITE)
         schema.choice(prefix, "device", self.device, DEVICES)

@@ -8,6 +8,7 @@ Each problem is one line naming the key, the value and what is allowed (``errors
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from omegaconf import DictConfig
@@ -47,6 +48,8 @@ class Settings:
     measure_flops: bool
     num_workers: int | None
     dist_timeout_s: float
+    compile: bool
+    compile_backend: str
     world_size: int
 
     @property
@@ -95,7 +98,13 @@ def read(cfg: DictConfig, world_size: int) -> Settings:
         raise bad_value("seed", seed, "an integer >= 0")
     check_optimizer_keys(cfg.get("model"))
     t = schema.read(TrainerConfig, cfg.trainer, "trainer")
-    schema.read(LoggerConfig, cfg.get("logger"), "logger")  # before any work; runlog reads it again
+    logger = schema.read(LoggerConfig, cfg.get("logger"), "logger")  # before any work; runlog reads it again
+    # wandb is optional (machines without it train with logger=none): say so before any work.
+    require(
+        logger.name != "wandb" or importlib.util.find_spec("wandb") is not None,
+        "logger=wandb needs the wandb package, which is not installed here: pip install wandb, "
+        "or choose logger=none (metrics.jsonl is always written)",
+    )
     s = Settings(
         max_images=t.max_images,
         batch_size=t.batch_size,
@@ -123,6 +132,8 @@ def read(cfg: DictConfig, world_size: int) -> Settings:
         measure_flops=t.measure_flops,
         num_workers=t.num_workers,
         dist_timeout_s=float(t.dist_timeout_s),
+        compile=t.compile,
+        compile_backend=t.compile_backend,
         world_size=world_size,
     )
     require(
