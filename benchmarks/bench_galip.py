@@ -57,6 +57,7 @@ def build(name: str):
     from ldm_vs_gan.galip.family import GALIPFamily
 
     model_cfg = OmegaConf.load(REPO / "configs/model/galip.yaml")
+    model_cfg.pop("defaults", None)  # Hydra's defaults list (the budget preset), not a model key
     if name == "toy":
         arch = OmegaConf.to_container(OmegaConf.load(REPO / "configs/model/clip.yaml").arch)
         v = arch["vision_cfg"]
@@ -141,9 +142,9 @@ def quality(
     run_dir: str, n: int, groups: int, seeds: int, data_overrides: list[str], grid: str | None
 ) -> dict:
     from ldm_vs_gan.data import heldout_batch
-    from ldm_vs_gan.toy.judge import ensure_judge, load_judge
     from ldm_vs_gan.metrics.diversity import group_diversity, pick_prompt_groups
     from ldm_vs_gan.metrics.quick import to_uint8
+    from ldm_vs_gan.toy.judge import ensure_judge, load_judge
     from ldm_vs_gan.training import load_run
 
     fam, cfg, info = load_run(run_dir)

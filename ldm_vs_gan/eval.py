@@ -2,8 +2,10 @@
 --run RUN_DIR [...]``.
 
 Defaults follow the run: a toy-world run is judged on the toy held-out split in the toy judge's
-feature space; any other run on COCO captions (30k, one random caption per image, seeded) with the
-standard Inception. Generation is sharded across ranks under ``torchrun`` and gathered (exactly N
+feature space; any other run on its own held-out split (``data.heldout_shards`` and the like), or
+on any shards given with ``--shards``, or on COCO captions (``--data coco``: one random caption
+per image, seeded), in the standard Inception space when its weights are on this machine and in
+the run's own CLIP space otherwise (the choice is recorded). Generation is sharded across ranks under ``torchrun`` and gathered (exactly N
 images, each once); metrics are computed on rank 0. Prints one line per metric (``fid: 12.34``)
 and writes ``RUN_DIR/eval/eval_<tag>.json``: ``{"metrics": {...}, "provenance": {...}}``. Bad
 flag values, missing weights and damaged weight files are one line (exit status 2) before any
@@ -25,9 +27,11 @@ import torch
 from ldm_vs_gan import distributed
 from ldm_vs_gan.distributed import DistInfo
 from ldm_vs_gan.errors import MissingWeightsError, UserError, bad_value
+from ldm_vs_gan.metrics import prompt_sets
 from ldm_vs_gan.sample import ArgParser, at_least, check_run, resolve_device
 
 METRICS = ("fid", "is", "kid", "clip_score", "fidelity", "diversity")
+DATA = prompt_sets.DATA
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -36,9 +40,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--metric", default="all", help=f"comma list of {', '.join(METRICS)} or all")
     p.add_argument("--run", required=True, help="run directory (config.yaml + weights/)")
     p.add_argument(
-        "--data", choices=("toy", "coco"), default=None, help="default: toy for toy runs, else coco"
+        "--data",
+        choices=DATA,
+        default=None,
+        help="prompts and real images: toy (toy runs' default), heldout (the run's own held-out split: "
+        "other runs' default), shards (--shards), coco (--coco-root)",
     )
-    p.add_argument("--num-samples", type=int, default=None, help="N (default: toy 1000, coco 30000)")
+    p.add_argument(
+        "--shards",
+        default=None,
+        help="held-out webdataset shards to evaluate on (path, glob or '{000..009}' pattern; implies --data shards)",
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=None,
+        help="N (default: toy 1000, coco 30000, heldout/shards: all held-out samples up to 30000)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="generation batch per rank")
     p.add_argument("--seed", type=int, default=0, help="base seed: generation seeds and COCO caption choice")
     p.add_argument("--sampler", default=None, help="sampler override (families that have one)")
@@ -48,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--feature",
         choices=("inception", "clip", "toy"),
         default=None,
-        help="feature space of FID/KID/diversity (default: toy for toy data, else inception)",
+        help="feature space of FID/KID/diversity (default: toy for toy data; else inception when its "
+        "weights are on this machine, else the run's CLIP)",
     )
     p.add_argument("--coco-root", default=None, help="local COCO folder (annotations/ + val2014/)")
     p.add_argument("--inception-weights", default=None, help="local torch-fidelity Inception weights file")
@@ -136,89 +155,33 @@ def _sampling(family, args) -> dict:
     return defaults
 
 
-def _to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+def _data_choice(args, cfg) -> str:
+    """``--data``, or the run's default: toy for toy runs, else ``shards`` / ``coco`` when their
+    flag is given, else the run's own held-out split."""
+    if args.shards and args.data not in (None, "shards"):
+        raise UserError(f"--shards goes with --data shards, not --data {args.data}")
+    if args.data:
+        return args.data
+    if args.shards:
+        return "shards"
+    if cfg.data.get("name") == "toy":
+        return "toy"
+    return "coco" if args.coco_root else "heldout"
 
 
-def prompt_set(cfg, data: str, n: int, seed: int, coco_root: str | None = None) -> dict:
-    """captions, attributes, ``real()``: an iterator of uint8 chunks of the matching real images, and
-    the data provenance."""
+def _feature_choice(args, data: str) -> tuple[str, str]:
+    """(feature space, why it was chosen): recorded in the provenance."""
+    from ldm_vs_gan.metrics.features import resolve_inception_weights
+
+    if args.feature:
+        return args.feature, "--feature"
     if data == "toy":
-        from ldm_vs_gan.data import heldout_batch
-
-        if cfg.data.get("name") != "toy":
-            raise UserError(
-                f"--data toy needs a toy-world run; {cfg.data.get('name')!r} was trained on other data"
-            )
-        avail = int(cfg.data.get("n_heldout", n))
-        if n > avail:
-            raise UserError(f"--num-samples {n} > data.n_heldout={avail} held-out toy images")
-        b = heldout_batch(cfg.data, n)
-        return {
-            "captions": b.captions,
-            "attributes": b.attributes,
-            "real": lambda: iter([_to_uint8(b.images)]),
-            "resolution": int(b.images.shape[-1]),
-            "data_cfg": cfg.data,
-            "prov": {
-                "source": "toy",
-                "split": "heldout",
-                "selection": f"first {n}",
-                "resolution": int(b.images.shape[-1]),
-                "world": dict(cfg.data),
-            },
-        }
-    return coco_prompt_set(cfg, n, seed, coco_root)
-
-
-def coco_prompt_set(cfg, n: int, seed: int, coco_root: str | None) -> dict:
-    """COCO val captions, one random caption per image (seeded: ``data.choice_seed``), the matching
-    real images read in chunks at the run's resolution (30k images never sit in memory at once)."""
-    from omegaconf import OmegaConf, open_dict
-
-    from ldm_vs_gan.data import build_source, heldout_batch
-
-    ccfg = (
-        cfg.data.copy() if cfg.data.get("name") == "coco" else OmegaConf.load(CONFIGS / "data" / "coco.yaml")
-    )
-    with open_dict(ccfg):
-        if coco_root:
-            ccfg.root = coco_root
-        ccfg.n, ccfg.choice_seed = n, seed
-        ccfg.resolution = int(cfg.data.get("resolution", ccfg.get("resolution", 256)))
-    if not ccfg.get("root"):
-        raise UserError(
-            "COCO evaluation needs the COCO folder: pass --coco-root DIR "
-            "(annotations/captions_val2014.json + val2014/)"
-        )
-    src = build_source(ccfg, "heldout")
-    if len(src) < n:
-        raise UserError(f"--num-samples {n} > {len(src)} COCO images under {ccfg.root}")
-    captions = [c for _, _, c in src.items[:n]]
-
-    def real(chunk: int = 500):
-        for off in range(0, n, chunk):
-            b = heldout_batch(ccfg, min(chunk, n - off), off)
-            if b.skipped:
-                raise UserError(f"COCO images [{off}, {off + chunk}) could not all be decoded: {b.skipped}")
-            yield _to_uint8(b.images)
-
-    res = int(ccfg.resolution)
-    return {
-        "captions": captions,
-        "attributes": [None] * n,
-        "real": real,
-        "resolution": res,
-        "data_cfg": None,
-        "prov": {
-            "source": "coco",
-            "split": f"{ccfg.subset}{ccfg.year}",
-            "root": str(ccfg.root),
-            "selection": f"{n} images, one random caption each, choice_seed {seed}",
-            "resolution": res,
-            "real_resize": "shorter side to resolution + center crop (data loader)",
-        },
-    }
+        return "toy", "toy data: the toy judge's features"
+    try:
+        resolve_inception_weights(args.inception_weights)
+        return "inception", "Inception weights found"
+    except MissingWeightsError:
+        return "clip", "no Inception weights on this machine: the run's CLIP image features"
 
 
 def _extractor(kind, cfg, ps, args, clip_holder):
@@ -288,6 +251,7 @@ class _Eval:
     sampling: dict
     ps: dict
     clip: _ScoringClip
+    skipped: dict  # metric -> why it was left out
 
 
 @dataclass
@@ -306,7 +270,7 @@ def evaluate(args) -> dict | None:
     if not ev.dist.is_main:
         return None
     results: dict[str, float] = {}
-    skipped: dict[str, str] = {}
+    skipped: dict[str, str] = dict(ev.skipped)
     ext, real = _feature_metrics(ev, gen, results)
     _inception_score(ev, gen.fake, results, skipped)
     _clip_score(ev, gen.fake, results)
@@ -335,17 +299,33 @@ def _set_up(args) -> _Eval:
     dist = distributed.setup(torch.device(device))
     plugins.prepare(run_config(args.run), "eval")  # first-use data and models (the toy world's)
     family, cfg, info = load_run(args.run, weights=args.weights, device=device)
-    data = args.data or ("toy" if cfg.data.get("name") == "toy" else "coco")
-    n = args.num_samples or (1000 if data == "toy" else 30000)
-    feature = args.feature or ("toy" if data == "toy" else "inception")
+    data = _data_choice(args, cfg)
     if "fidelity" in names and data != "toy":
         raise bad_value(
             "--metric", "fidelity", "fid, is, kid, clip_score, diversity (fidelity needs the toy judge)"
         )
+    feature, why = _feature_choice(args, data)
     sampling = _sampling(family, args)
-    ps = prompt_set(cfg, data, n, args.seed, args.coco_root)
+    ps = prompt_sets.prompt_set(cfg, data, args.num_samples, args.seed, args.coco_root, args.shards)
+    ps["prov"]["feature_choice"] = why
+    n = len(ps["captions"])
+    skipped = _too_few_for_kid(names, n, args.metric)
     clip = _ScoringClip(score_cfg, args.clip_score_clip, family, cfg, device)
-    return _Eval(args, names, device, dist, family, cfg, info, data, n, feature, sampling, ps, clip)
+    return _Eval(args, names, device, dist, family, cfg, info, data, n, feature, sampling, ps, clip, skipped)
+
+
+def _too_few_for_kid(names: list[str], n: int, metric: str) -> dict[str, str]:
+    """KID on fewer samples than two of its smallest subsets: refused before any image is made
+    (``--metric all`` leaves it out and says why)."""
+    from ldm_vs_gan.metrics.fid import KID_MIN_SUBSET
+
+    if "kid" not in names or n >= 2 * KID_MIN_SUBSET:
+        return {}
+    why = f"KID needs at least {2 * KID_MIN_SUBSET} samples, the prompt set has {n}"
+    if metric != "all":
+        raise UserError(f"{why}: raise --num-samples or leave kid out of --metric")
+    names.remove("kid")
+    return {"kid": why}
 
 
 def _generate(ev: _Eval) -> _Generated:
@@ -373,7 +353,9 @@ def _diversity_groups(ev: _Eval) -> tuple[dict, list]:
 
     args, n = ev.args, ev.n
     pool_n = max(n, min(int(ev.cfg.data.get("n_heldout", n)), 2000)) if ev.data == "toy" else n
-    pool = ev.ps if pool_n == n else prompt_set(ev.cfg, ev.data, pool_n, args.seed, args.coco_root)
+    pool = (
+        ev.ps if pool_n == n else prompt_sets.prompt_set(ev.cfg, ev.data, pool_n, args.seed, args.coco_root)
+    )
     groups = pick_prompt_groups(
         pool["captions"], pool["attributes"], args.diversity_prompts, args.diversity_seeds
     )

@@ -80,31 +80,53 @@ def prevalidate(argv: list[str], config_dir: Path = CONFIG_DIR) -> None:
         args = get_args_parser().parse_args(argv)
     except SystemExit:
         raise
+    if args.multirun or args.help or args.hydra_help or args.info or args.shell_completion:
+        try:
+            check_groups(args.overrides, multirun=args.multirun, config_dir=config_dir)
+        except UserError as ex:
+            fail(str(ex))
+        return
+    try:
+        cfg = compose_config(args.overrides, config_dir)
+        run_dir = str(cfg.run_dir)
+    except UserError as ex:
+        fail(str(ex))
+    except Exception as ex:  # an interpolation in run_dir that cannot be resolved
+        fail(_one_line(ex))
+    check_values(cfg)
+    check_run_dir(Path(run_dir))
+
+
+def check_groups(overrides: list[str], *, multirun: bool = False, config_dir: Path = CONFIG_DIR) -> None:
+    """Every group option on the command line (``model=nope``) against the files of its group:
+    a :class:`ConfigError` naming the group and its options."""
     groups = config_groups(config_dir)
-    for ov in args.overrides:
+    for ov in overrides:
         if "=" not in ov:
             continue
         key, value = ov.split("=", 1)
         key = key.lstrip("+~")
         if key not in groups:
             continue
-        choices = value.split(",") if args.multirun else [value]
-        for v in choices:
+        for v in value.split(",") if multirun else [value]:
             v = v.strip()
             if v not in groups[key] and not (v == "null" and key == "experiment"):
-                fail(str(bad_value(key, v, groups[key])))
-    if args.multirun or args.help or args.hydra_help or args.info or args.shell_completion:
-        return
+                raise bad_value(key, v, groups[key])
+
+
+def compose_config(
+    overrides: list[str], config_dir: Path = CONFIG_DIR, job_name: str = "train"
+) -> DictConfig:
+    """The composed ``train`` config of ``overrides`` (as Hydra composes it for a single run),
+    or a :class:`UserError` of one line (unknown group option or key, bad syntax)."""
     from hydra import compose, initialize_config_dir
 
+    check_groups(overrides, config_dir=config_dir)
     try:
-        with initialize_config_dir(str(config_dir), version_base="1.3", job_name="train"):
-            cfg = compose("train", overrides=list(args.overrides))
-            run_dir = str(cfg.run_dir)
+        with initialize_config_dir(str(config_dir), version_base="1.3", job_name=job_name):
+            return compose("train", overrides=list(overrides))
     except Exception as ex:  # Hydra/OmegaConf composition errors: unknown keys, syntax, interpolation
-        fail(_one_line(ex))
-    check_values(cfg)
-    check_run_dir(Path(run_dir))
+        raise UserError(_one_line(ex)) from None
 
 
 def check_values(cfg) -> None:

@@ -86,3 +86,14 @@ def test_coco_eval_set(tmp_path, monkeypatch):
     monkeypatch.delenv("LDM_VS_GAN_COCO")
     with pytest.raises(UserError, match="data.root"):
         coco.eval_set(n=3)
+
+
+def test_num_workers_are_capped_by_the_cores_present(capsys):
+    import os
+
+    from ldm_vs_gan.data import capped_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert capped_workers(cores) == cores and capped_workers(0) == 0
+    assert capped_workers(cores + 7) == cores
+    assert f"data.num_workers={cores + 7} > {cores} CPU cores here: using {cores}" in capsys.readouterr().err

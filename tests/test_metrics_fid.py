@@ -47,10 +47,21 @@ def test_fid_of_a_set_against_itself_is_about_zero():
 def test_kid_near_zero_for_same_distribution_and_positive_for_shifted_set():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(120, 8)), rng.normal(size=(150, 8))
-    same, _, size = kid_from_features(x, y, subsets=10, subset_size=1000)
-    assert size == 120  # clipped to the smaller sample count (subset_size <= N)
+    same, std, size = kid_from_features(x, y, subsets=10, subset_size=1000)
+    assert size == 60  # fewer samples than subset_size: half the smaller set, so subsets differ
+    assert std > 0  # a spread over different subsets, not one subset repeated
     shifted, _, _ = kid_from_features(x, y + 1.0, subsets=10)
     assert abs(same) < 0.1 and shifted > 1.0
+    _, _, full = kid_from_features(rng.normal(size=(2000, 8)), rng.normal(size=(2100, 8)), subsets=2)
+    assert full == 1000  # enough samples: the standard subset size
+
+
+def test_kid_with_too_few_samples_is_refused_in_one_line():
+    from ldm_vs_gan.errors import UserError
+
+    rng = np.random.default_rng(4)
+    with pytest.raises(UserError, match=r"KID needs at least 20 .*real=19 fake=300.*--num-samples"):
+        kid_from_features(rng.normal(size=(19, 8)), rng.normal(size=(300, 8)))
 
 
 def test_inception_score_bounds():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ldm_vs_gan.data import heldout_batch
-from ldm_vs_gan.toy import world as toy
 from ldm_vs_gan.data.shards import ShardIndex
 from ldm_vs_gan.errors import ConfigError
+from ldm_vs_gan.toy import world as toy
 
 
 def small_cfg(tmp_path, **kw):

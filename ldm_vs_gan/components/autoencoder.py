@@ -67,6 +67,13 @@ class FrozenAutoencoder(nn.Module):
         z = dist.mode() if self.latent == "mode" else dist.sample(generator=generator)
         return (z - self.shift_factor) * self.scaling_factor
 
+    def posterior(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B,3,H,W) in [-1,1] -> the posterior's (mean, std), scaled like ``encode``:
+        ``mean + std * eps`` is what ``encode`` samples, ``mean`` its mode (Kingma & Welling
+        2014, Eq. 10; shift and scale as in ``encode``)."""
+        dist = self.vae.encode(images).latent_dist
+        return (dist.mean - self.shift_factor) * self.scaling_factor, dist.std * self.scaling_factor
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """scaled latents (B, c, h, w) -> images (B, 3, h*f, w*f), about [-1,1] (not clamped)."""
         return self.vae.decode(latents / self.scaling_factor + self.shift_factor).sample

@@ -144,15 +144,24 @@ class ViTL14CLIP(PretrainedCLIP):
     hf_repo: str | None = "laion/CLIP-ViT-L-14-laion2B-s32B-b82K"  # the weights' HF repo
 
 
+@dataclass
+class RunCLIP(CLIPNode):
+    """``configs/clip/run.yaml``: a CLIP-stage run of one's own (``clip.path``)."""
+
+    source: str = "run"  # a run directory of the CLIP stage (model=clip)
+    token_layer: int = 0  # the small stage CLIP's token embeddings, as for the toy CLIP
+
+
 # schema of a ``clip`` node, by its source; every shipped file, by its name
 CLIP_SCHEMAS = {
     "random": RandomCLIP,
     "pretrained": PretrainedCLIP,
     "file": CLIPNode,
     "local-dir": CLIPNode,
-    "run": CLIPNode,
+    "run": RunCLIP,
 }
 CLIP_FILES = {
+    "run": RunCLIP,
     "tiny": RandomCLIP,
     "vit_b32_laion": LaionViTB32CLIP,
     "vit_b32_openai": OpenAIViTB32CLIP,
@@ -211,13 +220,20 @@ class HubAutoencoder(AutoencoderNode):
     repo: str | None = "stabilityai/sd-vae-ft-mse"  # Stable Diffusion's fine-tuned VAE
 
 
+@dataclass
+class RunAutoencoder(AutoencoderNode):
+    """``configs/autoencoder/run.yaml``: a VAE-stage run of one's own (``autoencoder.path``)."""
+
+    source: str = "run"  # a run directory of the VAE stage (model=vae)
+
+
 AUTOENCODER_SCHEMAS = {
     "random": RandomAutoencoder,
     "hub": HubAutoencoder,
     "local-dir": AutoencoderNode,
-    "run": AutoencoderNode,
+    "run": RunAutoencoder,
 }
-AUTOENCODER_FILES = {"tiny": RandomAutoencoder, "sd_vae": HubAutoencoder}
+AUTOENCODER_FILES = {"tiny": RandomAutoencoder, "sd_vae": HubAutoencoder, "run": RunAutoencoder}
 
 
 # ============================================================================ reading

@@ -18,7 +18,16 @@ from ldm_vs_gan.errors import UserError, bad_value
 SOURCES = ("laion", "coco", "folder")  # built in; plug-ins add theirs (sources())
 SPLITS = ("train", "heldout")
 
-__all__ = ["Batch", "build_loader", "heldout_batch", "build_source", "check_config", "sources", "SOURCES"]
+__all__ = [
+    "Batch",
+    "build_loader",
+    "heldout_batch",
+    "build_source",
+    "check_config",
+    "probe",
+    "sources",
+    "SOURCES",
+]
 
 
 def sources() -> tuple[str, ...]:
@@ -83,6 +92,26 @@ def build_source(data_cfg, split: str):
     return plugins.get("data", name, "data.name", SOURCES).open(c, split)
 
 
+_SAID: set[int] = set()
+
+
+def capped_workers(asked: int) -> int:
+    """``data.num_workers``, at most the CPU cores this process may use (more workers than cores
+    only compete for them; the stream does not depend on the worker count). Said once."""
+    import os
+    import sys
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if asked <= cores:
+        return asked
+    if asked not in _SAID:
+        _SAID.add(asked)
+        print(
+            f"ldm_vs_gan: data.num_workers={asked} > {cores} CPU cores here: using {cores}", file=sys.stderr
+        )
+    return cores
+
+
 def build_loader(
     data_cfg,
     *,
@@ -113,6 +142,7 @@ def build_loader(
         num_workers = c.num_workers
     if num_workers < 0:
         raise bad_value("data.num_workers", num_workers, "0 (read in the main process) or more")
+    num_workers = capped_workers(num_workers)
     opts = DecodeOptions.from_config(c)
     source = build_source(c, split)
     if source is None:
@@ -171,3 +201,38 @@ def heldout_batch(data_cfg, n: int, offset: int = 0) -> Batch:
     for reason, k in getattr(source, "damaged", {}).items():
         batch.skipped[reason] = batch.skipped.get(reason, 0) + k
     return batch
+
+
+def probe(data_cfg, n: int = 64) -> dict[str, int]:
+    """Decode the first ``n`` training samples in file order, before any training: skip counts by
+    reason. When none survives (every image filtered out, say by ``data.min_size``), the one-line
+    error names the keys behind the reasons; when a filter drops some, it is said on the console.
+    Streamed data is not probed (its first shard may be slow to reach)."""
+    import sys
+
+    from ldm_vs_gan.data.decode import ADVICE, Skip, decode_sample, skipped_in_a_row
+
+    c = config.read(data_cfg)
+    source = build_source(c, "train")
+    if source is None or len(source) == 0:
+        return {}
+    opts = DecodeOptions.from_config(c)
+    counts: dict[str, int] = {}
+    seen = min(n, len(source))
+    kept = 0
+    for i in range(seen):
+        try:
+            decode_sample(source.read(i), opts, None)
+            kept += 1
+        except Skip as e:
+            counts[str(e)] = counts.get(str(e), 0) + 1
+    if kept == 0:
+        raise skipped_in_a_row(seen, counts, "the first training samples", opts)
+    for reason, k in counts.items():
+        if reason in ADVICE:
+            print(
+                f"ldm_vs_gan: {k} of the first {seen} training samples are skipped ({reason}): "
+                f"{ADVICE[reason](opts)}",
+                file=sys.stderr,
+            )
+    return counts

@@ -83,10 +83,18 @@ class LaionData(DataConfig):
     min_size: int = 64
     # Skip images with long/short side ratio above this (0 = no limit).
     max_aspect: float = 3.0
+    # The shards were written by `python -m ldm_vs_gan.precompute` (latents and text features).
+    precomputed: bool = False
 
     def check(self, prefix: str) -> None:
         super().check(prefix)
         schema.choice(prefix, "caption", self.caption, ["txt", "json"])
+        if self.precomputed and (self.crop == "random" or self.hflip):
+            raise bad_value(
+                f"{prefix}.precomputed",
+                True,
+                "false with crop=random or hflip=true (one crop was precomputed)",
+            )
         schema.choice(prefix, "mode", self.mode, ["auto", "indexed", "stream"])
         if self.shuffle_buffer < 0:
             raise bad_value(

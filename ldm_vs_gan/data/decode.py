@@ -19,6 +19,12 @@ silently. Reasons:
 ``bad_text``       caption bytes are not UTF-8
 ``bad_json``       ``.json`` member is not valid JSON while the caption or attributes need it
 ``empty_caption``  caption is empty or whitespace only
+``no_arrays``      (``data.precomputed``) no ``.npy`` member
+``bad_array``      (``data.precomputed``) a ``.npy`` member numpy cannot read without pickle
+
+With ``data.precomputed`` a sample is what ``python -m ldm_vs_gan.precompute`` wrote: its ``.npy``
+arrays become ``extras`` and its image, which only the held-out split keeps (already resized and
+cropped, so the size filters were applied when it was written), is decoded when present.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ SKIP_REASONS = (
     "bad_text",
     "bad_json",
     "empty_caption",
+    "no_arrays",
+    "bad_array",
 )
 
 
@@ -69,6 +77,7 @@ class DecodeOptions:
     max_aspect: float = 0.0  # 0 = no limit
     max_pixels: int = 89_478_485  # PIL's own bomb threshold (2x is its hard error)
     image_modes: str = "convert"  # convert | skip
+    precomputed: bool = False  # samples hold .npy arrays (and no image, except held-out ones)
 
     @staticmethod
     def from_config(cfg) -> DecodeOptions:
@@ -87,10 +96,11 @@ class DecodeOptions:
             max_aspect=float(c.max_aspect),
             max_pixels=c.max_pixels,
             image_modes=c.image_modes,
+            precomputed=bool(getattr(c, "precomputed", False)),
         )
 
 
-_ADVICE = {  # skip reason -> what the config key behind it does, and how to change it
+ADVICE = {  # skip reason -> what the config key behind it does, and how to change it
     "too_small": lambda o: f"images smaller than data.min_size={o.min_size} are skipped: lower data.min_size",
     "bad_aspect": lambda o: (
         f"images with a side ratio above data.max_aspect={o.max_aspect} are skipped: "
@@ -112,8 +122,8 @@ _ADVICE = {  # skip reason -> what the config key behind it does, and how to cha
 def skipped_in_a_row(n: int, counts: dict[str, int], where: str, opts: DecodeOptions) -> UserError:
     """The one-line error for a stream of nothing but skipped samples, naming the config key
     behind each reason that has one (those samples are filtered, not corrupt)."""
-    hints = [advice(opts) for reason, advice in _ADVICE.items() if reason in counts]
-    if any(reason not in _ADVICE for reason in counts):
+    hints = [advice(opts) for reason, advice in ADVICE.items() if reason in counts]
+    if any(reason not in ADVICE for reason in counts):
         hints.append("the other reasons mean damaged data: check the shards")
     return UserError(
         f"{n} samples in a row were skipped in {where} (skip counts: {counts}); {'; '.join(hints)}"
@@ -197,11 +207,8 @@ def resize_crop(img: Image.Image, opts: DecodeOptions, rng: np.random.Generator 
     return arr
 
 
-def decode_sample(raw: dict, opts: DecodeOptions, rng: np.random.Generator | None = None) -> dict:
-    """``{"image": uint8 (3,H,W), "caption", "key", "attributes"}``; raises :class:`Skip`."""
-    ext = next((e for e in IMAGE_EXTS if e in raw), None)
-    if ext is None:
-        raise Skip("no_image")
+def _caption(raw: dict, opts: DecodeOptions) -> tuple[str, dict | None]:
+    """(caption, parsed ``.json`` or None) of a raw sample; raises :class:`Skip`."""
     meta = None
     if "json" in raw:
         try:
@@ -222,13 +229,57 @@ def decode_sample(raw: dict, opts: DecodeOptions, rng: np.random.Generator | Non
     caption = caption.strip()
     if not caption:
         raise Skip("empty_caption")
-    img = open_image(raw[ext], opts)
-    arr = resize_crop(img, opts, rng)
+    return caption, meta
+
+
+def _chw(arr: np.ndarray) -> torch.Tensor:
+    """(H,W,3) uint8 -> a (3,H,W) view (torch.from_numpy shares memory and wants it writable)."""
     if not arr.flags.writeable or not arr.flags.c_contiguous:
-        arr = arr.copy()  # torch.from_numpy shares memory and wants it writable
-    image = torch.from_numpy(arr).permute(2, 0, 1)  # (H,W,3) -> (3,H,W), a view
+        arr = arr.copy()
+    return torch.from_numpy(arr).permute(2, 0, 1)
+
+
+def decode_sample(raw: dict, opts: DecodeOptions, rng: np.random.Generator | None = None) -> dict:
+    """``{"image": uint8 (3,H,W), "caption", "key", "attributes"}``; raises :class:`Skip`."""
+    if opts.precomputed:
+        return decode_precomputed(raw, opts)
+    ext = next((e for e in IMAGE_EXTS if e in raw), None)
+    if ext is None:
+        if any(k.endswith(".npy") for k in raw):  # a precomputed shard read as an image shard
+            raise UserError(
+                f"sample {raw.get('__key__', '')!r} of {raw.get('__shard__', 'the shards')} holds "
+                "precomputed arrays (.npy) and no image: set data.precomputed=true"
+            )
+        raise Skip("no_image")
+    caption, meta = _caption(raw, opts)
+    img = open_image(raw[ext], opts)
+    image = _chw(resize_crop(img, opts, rng))
     attributes = meta if isinstance(meta, dict) and "objects" in meta else None
     return {"image": image, "caption": caption, "key": raw.get("__key__", ""), "attributes": attributes}
+
+
+def _array(raw: bytes) -> torch.Tensor:
+    try:  # no pickle: a shard is data, never code
+        return torch.from_numpy(np.load(io.BytesIO(raw), allow_pickle=False))
+    except (ValueError, OSError, EOFError):
+        raise Skip("bad_array") from None
+
+
+def decode_precomputed(raw: dict, opts: DecodeOptions) -> dict:
+    """A precomputed sample: ``decode_sample``'s dict plus ``extras`` (``{name: tensor}`` from
+    its ``NAME.npy`` members); ``image`` is None unless the sample keeps one (held-out split)."""
+    caption, meta = _caption(raw, opts)
+    extras = {ext[: -len(".npy")]: _array(raw[ext]) for ext in sorted(raw) if ext.endswith(".npy")}
+    if not extras:
+        raise Skip("no_arrays")
+    ext = next((e for e in IMAGE_EXTS if e in raw), None)
+    image = None
+    if ext is not None:  # written at data.resolution after the filters: only checked and cropped
+        lenient = DecodeOptions(resolution=opts.resolution, max_pixels=opts.max_pixels)
+        image = _chw(resize_crop(open_image(raw[ext], lenient), lenient, None))
+    attributes = meta if isinstance(meta, dict) and "objects" in meta else None
+    key = raw.get("__key__", "")
+    return {"image": image, "caption": caption, "key": key, "attributes": attributes, "extras": extras}
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:

@@ -123,7 +123,7 @@ class PositionDataset(Dataset):
 
 
 def collate(samples: list[dict], skipped: dict[str, int], resolution: int) -> Batch:
-    if samples:
+    if samples and all(s["image"] is not None for s in samples):
         # decoded images are (3,H,W) views of (H,W,3) arrays: stack them in their own layout (a
         # plain memcpy), then convert to float while transposing, in one pass (a strided stack
         # of the views costs ~25% of a 256-px JPEG decode)
@@ -131,6 +131,13 @@ def collate(samples: list[dict], skipped: dict[str, int], resolution: int) -> Ba
         images = torch.empty(hwc.shape[0], 3, hwc.shape[1], hwc.shape[2])
         images.copy_(hwc.permute(0, 3, 1, 2))  # (B,3,H,W) float32, contiguous
         images.div_(127.5).sub_(1.0)  # the mapping of decode.to_float
+    elif samples and all(s["image"] is None for s in samples):  # precomputed: nothing to decode
+        images = torch.zeros(len(samples), 3, 0, 0)
+    elif samples:
+        raise UserError(
+            f"precomputed samples {[s['key'] for s in samples if s['image'] is None][:3]} have no image "
+            "but others of their split do: write each split with one python -m ldm_vs_gan.precompute"
+        )
     else:
         images = torch.zeros(0, 3, resolution, resolution)
     return Batch(
@@ -139,7 +146,22 @@ def collate(samples: list[dict], skipped: dict[str, int], resolution: int) -> Ba
         keys=[s["key"] for s in samples],
         attributes=[s["attributes"] for s in samples],
         skipped=skipped,
+        extras=_stack_extras(samples),
     )
+
+
+def _stack_extras(samples: list[dict]) -> dict[str, torch.Tensor] | None:
+    """The samples' precomputed arrays stacked per name (None for decoded image samples)."""
+    if not samples or "extras" not in samples[0]:
+        return None
+    names = set(samples[0]["extras"])
+    odd = next((s for s in samples if set(s.get("extras", ())) != names), None)
+    if odd is not None:
+        raise UserError(
+            f"precomputed sample {odd['key']!r} has arrays {sorted(odd.get('extras', ()))}, "
+            f"sample {samples[0]['key']!r} has {sorted(names)}: write the shards with one precompute"
+        )
+    return {n: torch.stack([s["extras"][n] for s in samples]) for n in sorted(names)}
 
 
 class StreamBatchSampler(Sampler):

@@ -7,5 +7,7 @@
 - ``objective.py``: timestep sampling, targets, MSE/L1, min-SNR-gamma, offset noise.
 - ``samplers.py``: DDPM, DDIM, Euler, DPM-Solver++ 2M (Karras sigmas options) over a denoiser.
 - ``guidance.py``: classifier-free guidance (one batched forward) and per-image seeded noise.
+- ``precomputed.py``: shards of stored latents and text features (``python -m
+  ldm_vs_gan.precompute``): their ``meta.json`` and the check that they fit a run.
 - ``family.py``: ``LDMFamily`` (phase ``denoiser``), what the training loop and ``sample.py`` use.
 """

@@ -15,6 +15,11 @@ whose last bits depended on the batch it first came in would make the run depend
 (a resumed run starts with an empty cache; an evaluation would fill it with other batches). So a
 cached value is a pure function of its input and resume stays exact. Outside training mode
 (previews, evaluation) the caches are neither read nor written.
+
+Precomputed shards (``data.precomputed``, ``precomputed.py``) replace both encoders in training:
+the batch's ``extras`` hold the scaled posterior (mean, std) and the text features, the latent is
+drawn per step as the VAE would draw it (mean, or mean + std * eps from the global RNG), and a
+dropped caption takes the features of "" (encoded once by the frozen CLIP).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import torch
 
 from ldm_vs_gan import schema
 from ldm_vs_gan.data.batch import Batch
-from ldm_vs_gan.errors import bad_value, require
+from ldm_vs_gan.errors import UserError, bad_value, require
+from ldm_vs_gan.ldm import precomputed
 from ldm_vs_gan.ldm.config import CacheNode, LDMConfig, UNetNode
 from ldm_vs_gan.ldm.guidance import PerImageNoise, guided_denoiser
 from ldm_vs_gan.ldm.objective import ObjectiveConfig, diffusion_loss
@@ -41,6 +47,7 @@ class LDMFamily(Family):
     ema_network = "unet"
     generative = True
     components = ("clip", "autoencoder")
+    reads_precomputed = True
 
     def __init__(self, clip, autoencoder, model_cfg, resolution: int, data_cfg=None):
         """``model_cfg``: an :class:`LDMConfig`, or a ``model`` node (DictConfig, dict or None)
@@ -113,16 +120,28 @@ class LDMFamily(Family):
         self._cache_text = c.text
         self._lat_cache: dict[str, torch.Tensor] = {}
         self._txt_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._null_text: tuple[torch.Tensor, ...] | None = None  # "" for precomputed batches
 
-    @classmethod
-    def from_config(cls, cfg) -> LDMFamily:
+    @staticmethod
+    def build_components(cfg) -> tuple:
+        """(frozen CLIP, frozen autoencoder) of ``cfg``, as ``from_config`` builds them (after
+        ``seed_all(cfg.seed)``, random weights are the run's); ``precompute`` uses the same."""
         from ldm_vs_gan.components import build_autoencoder, build_clip, check_available
 
-        m = schema.read(LDMConfig, cfg.model, "model")  # a bad model key fails before any work
         # every pretrained weight located first: the toy CLIP may train for minutes before the VAE
         check_available(clip=cfg.clip, autoencoder=cfg.autoencoder)
         clip = build_clip(cfg.clip, data_cfg=cfg.data)
-        ae = build_autoencoder(cfg.autoencoder, data_cfg=cfg.data)
+        return clip, build_autoencoder(cfg.autoencoder, data_cfg=cfg.data)
+
+    @classmethod
+    def from_config(cls, cfg) -> LDMFamily:
+        from ldm_vs_gan.data import config
+
+        m = schema.read(LDMConfig, cfg.model, "model")  # a bad model key fails before any work
+        clip, ae = cls.build_components(cfg)
+        known = config.name_of(cfg.data) in config.schemas()  # run(cfg, data=...) may read any name
+        if known and getattr(config.read(cfg.data), "precomputed", False):
+            precomputed.check(cfg.data, clip, ae)  # features of other encoders: refused at start-up
         return cls(clip, ae, m, int(cfg.data.resolution), data_cfg=cfg.data)
 
     # ---- the Family contract ----------------------------------------------------------------
@@ -140,7 +159,13 @@ class LDMFamily(Family):
 
     @torch.no_grad()
     def encode_images(self, batch: Batch) -> torch.Tensor:
-        """(B,3,H,W) in [-1,1] -> scaled latents (B,c,h,w)."""
+        """(B,3,H,W) in [-1,1] -> scaled latents (B,c,h,w); from the precomputed posterior when
+        the batch has one."""
+        if batch.extras is not None:
+            mean, std = (_extra(batch, k).float() for k in precomputed.LATENT)
+            if self.ae.latent == "mode":
+                return mean
+            return mean + std * torch.randn_like(mean)  # the draw encode makes (global RNG, same shape)
         if not (self._cache_latents and self.training and len(batch.keys) == len(batch)):
             return self.ae.encode(batch.images).float()
         zs = []
@@ -170,17 +195,35 @@ class LDMFamily(Family):
         out = tuple(torch.stack(v) for v in zip(*(self._txt_cache[c] for c in captions)))
         return out if self.pooled_text else out[:2]
 
+    @torch.no_grad()
+    def condition(self, batch: Batch, drop: list[bool]) -> tuple[torch.Tensor, ...]:
+        """``encode_text`` of the batch's captions with the ``drop``ped ones replaced by "";
+        from the precomputed text features when the batch has them."""
+        if batch.extras is None:
+            return self.encode_text(["" if d else c for c, d in zip(batch.captions, drop)])
+        feats = [_extra(batch, k) for k in precomputed.TEXT]  # tokens, mask, pooled
+        if any(drop):
+            if self._null_text is None:  # alone, as the text cache encodes "" (module doc)
+                f = self.clip.encode_text([""])
+                self._null_text = (f.tokens[0].float(), f.mask[0], f.pooled[0].float())
+            rows = torch.tensor(drop, device=feats[0].device)
+            feats = [
+                torch.where(rows.view(-1, *[1] * (f.dim() - 1)), n.to(f.device, f.dtype), f)
+                for f, n in zip(feats, self._null_text)
+            ]
+        out = (feats[0].float(), feats[1], feats[2].float())
+        return out if self.pooled_text else out[:2]
+
     # ---- training -----------------------------------------------------------------------------
 
     def loss(self, phase: str, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         if phase != "denoiser":
             raise bad_value("phase", phase, ["denoiser"])
         x0 = self.encode_images(batch)
-        captions = list(batch.captions)
+        drop = [False] * len(batch)
         if self.caption_dropout > 0:
-            drop = torch.rand(len(captions)) < self.caption_dropout  # global RNG: checkpointed by the loop
-            captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
-        cond = [v.to(x0.device) for v in self.encode_text(captions)]
+            drop = (torch.rand(len(batch)) < self.caption_dropout).tolist()  # global RNG: checkpointed
+        cond = [v.to(x0.device) for v in self.condition(batch, drop)]
         net = ctx.nets["unet"]
         loss, logs = diffusion_loss(
             lambda x, t, **kw: net(x, t, **kw),
@@ -237,3 +280,13 @@ class LDMFamily(Family):
         finally:
             self.unet.train(was_training)
         return ((images + 1) * 127.5).round().to(torch.uint8)
+
+
+def _extra(batch: Batch, name: str) -> torch.Tensor:
+    """A precomputed tensor of ``batch``, or one line saying the shards lack it."""
+    if name not in batch.extras:
+        raise UserError(
+            f"the precomputed shards (data.shards) have no {name!r} array (they have "
+            f"{sorted(batch.extras)}): write them with python -m ldm_vs_gan.precompute"
+        )
+    return batch.extras[name]

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ldm_vs_gan.errors import UserError
+
 try:  # version string for provenance
     import torchmetrics
 
@@ -65,16 +67,27 @@ def fid_from_features(real_features, fake_features) -> float:
     return fid_from_stats(real.sum(0), real.T @ real, len(real), fake_features)
 
 
+KID_MIN_SUBSET = 10  # below this the unbiased MMD estimate of one subset is mostly noise
+
+
 def kid_from_features(
     real_features, fake_features, subsets: int = 100, subset_size: int = 1000, seed: int = 0
 ) -> tuple[float, float, int]:
-    """(KID mean, KID std, subset_size used). Subsets are drawn with a seeded generator."""
+    """(KID mean, KID std, subset_size used). Subsets are drawn with a seeded generator.
+
+    With fewer samples than ``subset_size`` the subsets shrink to half the smaller set, so that
+    they differ from one another (a subset as large as the set repeats one number and reports a
+    spread of 0); below :data:`KID_MIN_SUBSET` per subset the estimate is refused, not reported."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
     real, fake = _t(real_features), _t(fake_features)
-    size = int(min(subset_size, len(real), len(fake)))
-    if size < 2:
-        raise ValueError(f"KID needs at least 2 samples per set, got real={len(real)} fake={len(fake)}")
+    smaller = min(len(real), len(fake))
+    size = int(subset_size if smaller >= 2 * subset_size else min(subset_size, smaller // 2))
+    if size < KID_MIN_SUBSET:
+        raise UserError(
+            f"KID needs at least {2 * KID_MIN_SUBSET} real and generated samples (subsets of "
+            f"{KID_MIN_SUBSET}); got real={len(real)} fake={len(fake)}: raise --num-samples"
+        )
     m = KernelInceptionDistance(
         feature=Passthrough(real.shape[1]),
         subsets=subsets,

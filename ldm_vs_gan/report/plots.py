@@ -62,7 +62,11 @@ def ylabel(metric: str) -> str:
     return metric + (" (lower better)" if metric in LOWER_BETTER else " (higher better)")
 
 
-def training_curves(runs: list[RunInfo], path: Path, keys=("fid_toy", "fidelity")) -> Path | None:
+# the quick evaluation's curves: the toy world's (judge) and any other data's (the run's CLIP)
+CURVE_KEYS = ("fid_toy", "fidelity", "fid_clip", "clip_score")
+
+
+def training_curves(runs: list[RunInfo], path: Path, keys=CURVE_KEYS) -> Path | None:
     """Quick-eval scalars against images seen (left) and against training seconds (right)."""
     cols = family_colors(runs)
     have = [k for k in keys if any(curve(r.log, k) for r in runs)]

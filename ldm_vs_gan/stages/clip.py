@@ -12,7 +12,8 @@ distribution spreads evenly over them (as supervised-contrastive losses do); wit
 (LAION) the targets are plain one-hot. The loss is per rank (no feature gathering across ranks).
 
 ``evaluate`` logs held-out zero-shot text->image retrieval top-1 (a retrieved image counts when
-its content equals the caption's) on single- and two-object captions.
+its content equals the caption's) on single- and two-object captions; on data without attributes
+it counts by caption text (:func:`text_retrieval`), which stays meaningful when captions repeat.
 """
 
 from __future__ import annotations
@@ -165,11 +166,8 @@ class CLIPStage(Family):
             hit = [keys[idx[q]] == keys[idx[j]] for q, j in enumerate(best)]
             out[f"retrieval_top1_{name}"] = sum(hit) / len(hit)
             out[f"retrieval_n_{name}"] = float(len(idx))
-        if not out and len(b) >= 2:  # no attributes (real data): exact-pair retrieval
-            sim = txt @ img.t()
-            out["retrieval_top1_exact"] = (
-                (sim.argmax(1) == torch.arange(len(b), device=sim.device)).float().mean().item()
-            )
+        if not out and len(b) >= 2:  # no attributes (real data): by caption text
+            out.update(text_retrieval(img, txt, b.captions))
         return out
 
     @torch.no_grad()
@@ -178,3 +176,24 @@ class CLIPStage(Family):
         img, txt = self.embed(batch.images, batch.captions)
         best = (txt @ img.t()).argmax(1)
         return ((batch.images[best].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def text_retrieval(img: torch.Tensor, txt: torch.Tensor, captions: list[str]) -> dict[str, float]:
+    """Retrieval where captions may repeat (class-name captions, templates).
+
+    ``retrieval_top1_exact``: caption i retrieves image i itself (meaningless with repeats: every
+    image of the same caption is as right). ``retrieval_top1_text``: each distinct caption retrieves
+    an image whose caption is that text. ``zeroshot_top1``: each image picks, among the distinct
+    captions, its own (CLIP's zero-shot classification, Radford et al. 2021, s3.1)."""
+    exact = (txt @ img.t()).argmax(1) == torch.arange(len(captions), device=img.device)
+    distinct = sorted(set(captions))
+    first = [captions.index(c) for c in distinct]  # one text embedding per distinct caption
+    sim = txt[first] @ img.t()  # (distinct, images)
+    best_image = sim.argmax(1).tolist()
+    best_text = sim.argmax(0).tolist()
+    return {
+        "retrieval_top1_exact": exact.float().mean().item(),
+        "retrieval_top1_text": sum(captions[j] == c for c, j in zip(distinct, best_image)) / len(distinct),
+        "zeroshot_top1": sum(distinct[k] == c for c, k in zip(captions, best_text)) / len(captions),
+        "distinct_captions": float(len(distinct)),
+    }

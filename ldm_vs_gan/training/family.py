@@ -112,6 +112,9 @@ class Family(nn.Module):
     #: the top-level config nodes of the frozen components ``from_config`` builds (``clip``,
     #: ``autoencoder``): the plug-ins' preparers make any first-use weights of these, and no others
     components: tuple[str, ...] = ()
+    #: True for families that train from precomputed shards (``data.precomputed``: latents and
+    #: text features instead of images); the loop refuses such data for the others
+    reads_precomputed: bool = False
 
     def phases(self) -> list[Phase]:
         raise NotImplementedError

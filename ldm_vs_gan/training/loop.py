@@ -30,6 +30,7 @@ from ldm_vs_gan import plugins
 from ldm_vs_gan.errors import ConfigError
 from ldm_vs_gan.training import checkpoint as ckpt
 from ldm_vs_gan.training import distributed, precision, settings
+from ldm_vs_gan.training.compiled import compile_calls
 from ldm_vs_gan.training.ema import EMA
 from ldm_vs_gan.training.family import Family, StepContext
 from ldm_vs_gan.training.guards import NonFiniteError, StoppedEarly, StopSignals
@@ -70,6 +71,32 @@ def run(cfg: DictConfig, *, data=None) -> Path:
         distributed.teardown(info)
 
 
+def _family_class(cfg):
+    family_cls = get_class(cfg.model._target_)
+    if cfg.data.get("precomputed") and not family_cls.reads_precomputed:
+        raise ConfigError(
+            f"data.precomputed=true holds latents and text features, not images: "
+            f"{cfg.model._target_} trains on images (set data.precomputed=false and the image shards)"
+        )
+    return family_cls
+
+
+def _build_family(family_cls, cfg) -> Family:
+    """The family, initialised identically on every rank, its phases checked against its networks."""
+    # Same init on every rank (DDP also broadcasts rank 0's weights, this keeps EMA equal too).
+    ckpt.seed_all(int(cfg.seed))
+    family = family_cls.from_config(cfg)
+    nets = family.networks()
+    for ph in family.phases():
+        unknown = [n for n in [*ph.networks, *ph.records_graph_for] if n not in nets]
+        if unknown:
+            raise ConfigError(
+                f"phase {ph.name!r} of {cfg.model._target_} names unknown networks {unknown}; "
+                f"networks are {sorted(nets)}"
+            )
+    return family
+
+
 class _Window:
     """What is summed between two log records: scalars, steps, and the time spent in previews,
     evaluation and checkpoints (left out of the throughput)."""
@@ -92,25 +119,19 @@ class Trainer:
         if found is not None:
             self.rd.check_compatible(cfg, found[0])
 
+        family_cls = _family_class(cfg)  # data the family cannot read is refused before any work
         # First-use work of the plug-ins (ldm_vs_gan.plugins), in two steps so that the held-out
         # panel's and eval set's config errors come before any model is trained on first use.
         plugins.prepare(cfg, "data")  # e.g. the toy world's shards (seconds, once)
+        if hasattr(data, "probe"):  # filters that drop the whole data set: said now, not minutes in
+            data.probe(cfg.data)
         self.previewer = Previewer(s, cfg.data, rd, is_main=dist.is_main, device=self.device, data=data)
         self.previewer.prepare()
         plugins.prepare(cfg, "train")  # e.g. the toy CLIP/VAE stages and judge (minutes, once)
-        # Same init on every rank (DDP also broadcasts rank 0's weights, this keeps EMA equal too).
-        ckpt.seed_all(int(cfg.seed))
-        self.family: Family = get_class(cfg.model._target_).from_config(cfg)
+        self.family: Family = _build_family(family_cls, cfg)
         self.family.to(self.device)
         self.nets = self.family.networks()
         self.phases = self.family.phases()
-        for ph in self.phases:
-            unknown = [n for n in [*ph.networks, *ph.records_graph_for] if n not in self.nets]
-            if unknown:
-                raise ConfigError(
-                    f"phase {ph.name!r} of {cfg.model._target_} names unknown networks {unknown}; "
-                    f"networks are {sorted(self.nets)}"
-                )
         self.phase_params = {
             ph.name: [p for n in ph.networks for p in self.nets[n].parameters()] for ph in self.phases
         }
@@ -134,6 +155,11 @@ class Trainer:
             ph.name: {n: (self.wrapped[n] if n in ph.networks else m) for n, m in self.nets.items()}
             for ph in self.phases
         }
+        if s.compile:  # only the calls: self.nets stay plain for checkpoints, EMA and sampling
+            self.ctx_nets, eager = compile_calls(self.ctx_nets, s.compile_backend)
+            self.notes += [
+                f"trainer.compile: {n} stays eager (its gradients are differentiated again)" for n in eager
+            ]
         # Under DDP a phase must call its own DDP wrappers (the reducer prepares for backward in
         # forward), and with accumulation every micro-batch's graph would be held until the later
         # phase: graphs are carried across phases only in one process without accumulation.
