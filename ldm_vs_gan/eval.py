@@ -30,7 +30,7 @@ from ldm_vs_gan.errors import MissingWeightsError, UserError, bad_value
 from ldm_vs_gan.metrics import prompt_sets
 from ldm_vs_gan.sample import ArgParser, at_least, check_run, resolve_device
 
-METRICS = ("fid", "is", "kid", "clip_score", "fidelity", "diversity")
+METRICS = ("fid", "is", "kid", "prdc", "cmmd", "clip_score", "fidelity", "diversity")
 DATA = prompt_sets.DATA
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -74,7 +74,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--clip-score-clip",
         default=None,
-        help="clip config name (configs/clip/<name>.yaml) for CLIP score; default: the run's CLIP",
+        help="clip config name (configs/clip/<name>.yaml) for CLIP score and CMMD; default: the run's CLIP",
+    )
+    p.add_argument(
+        "--prdc-k", type=int, default=5, help="k nearest neighbours of precision/recall/density/coverage"
+    )
+    p.add_argument(
+        "--resize",
+        choices=("legacy", "clean"),
+        default="legacy",
+        help="Inception resize: legacy (torch-fidelity TF1 bilinear, as published FIDs) or clean (clean-fid PIL bicubic)",
     )
     p.add_argument("--diversity-prompts", type=int, default=16, help="K prompts for diversity")
     p.add_argument("--diversity-seeds", type=int, default=8, help="M seeds per prompt for diversity")
@@ -97,6 +106,7 @@ def _check_args(args) -> str:
     for flag, low in (("--num-samples", 1), ("--batch-size", 1), ("--steps", 1)):
         at_least(flag, getattr(args, flag[2:].replace("-", "_")), low)
     at_least("--diversity-prompts", args.diversity_prompts, 1)
+    at_least("--prdc-k", args.prdc_k, 1)
     at_least("--diversity-seeds", args.diversity_seeds, 2)  # a spread needs two images per prompt
     if not 0 <= args.seed < 2**63:
         raise UserError(f"--seed={args.seed} is not allowed; choose an integer in [0, 2**63)")
@@ -123,7 +133,7 @@ def _check_out(out: str | None) -> None:
 
 def _score_clip_cfg(args, names: list[str]):
     """The config of ``--clip-score-clip`` (None: the run's own CLIP), its weights located now."""
-    if "clip_score" not in names or not args.clip_score_clip:
+    if not {"clip_score", "cmmd"} & set(names) or not args.clip_score_clip:
         return None
     from omegaconf import OmegaConf
 
@@ -196,6 +206,7 @@ def _extractor(kind, cfg, ps, args, clip_holder):
         clip=clip,
         clip_label=label or "clip",
         inception_weights=args.inception_weights,
+        resize=args.resize,
     )
 
 
@@ -274,6 +285,7 @@ def evaluate(args) -> dict | None:
     ext, real = _feature_metrics(ev, gen, results)
     _inception_score(ev, gen.fake, results, skipped)
     _clip_score(ev, gen.fake, results)
+    _cmmd(ev, gen.fake, results)
     _fidelity(ev, gen.fake, results)
     out = {"metrics": results, "provenance": _provenance(ev, gen, ext, real, skipped)}
     path = _write(ev, out)
@@ -371,7 +383,7 @@ def _feature_metrics(ev: _Eval, gen: _Generated, results: dict) -> tuple:
     from ldm_vs_gan.metrics.features import extract
     from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
 
-    if not {"fid", "kid", "diversity"} & set(ev.names):
+    if not {"fid", "kid", "prdc", "diversity"} & set(ev.names):
         return None, None
     ps = ev.ps
     ext = _extractor(ev.feature, ev.cfg, ps, ev.args, ev.clip)
@@ -387,6 +399,10 @@ def _feature_metrics(ev: _Eval, gen: _Generated, results: dict) -> tuple:
     fake_f = extract(ext, gen.fake)
     if "fid" in ev.names:
         results["fid"] = F.fid_from_stats(real.sum, real.cov_sum, real.n, fake_f)
+    if "prdc" in ev.names:  # on the very features of FID: no second pass
+        from ldm_vs_gan.metrics.prdc import prdc
+
+        results.update(prdc(real.features, fake_f.numpy(), k=ev.args.prdc_k))
     if "kid" in ev.names:
         results["kid"], results["kid_std"], results["kid_subset_size"] = F.kid_from_features(
             real.features, fake_f, seed=ev.args.seed
@@ -436,6 +452,29 @@ def _clip_score(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
         results["clip_score"] = clip_score(clip, fake.to(ev.device), ev.ps["captions"])
 
 
+def _cmmd(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
+    """CMMD (Jayasumana et al. 2024) on the scoring CLIP's image embeddings (``--clip-score-clip``,
+    else the run's CLIP); the real embeddings are cached like any real statistics."""
+    from ldm_vs_gan.metrics.cmmd import cmmd
+    from ldm_vs_gan.metrics.features import ClipFeatures, extract
+    from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
+
+    if "cmmd" not in ev.names:
+        return
+    clip, label = ev.clip()
+    ext, ps = ClipFeatures(clip, label), ev.ps
+    key = stats_key(
+        data=ps["prov"]["source"],
+        split=ps["prov"]["split"],
+        n=ev.n,
+        resolution=ps["resolution"],
+        extractor=ext,
+        selection=ps["prov"]["selection"],
+    )
+    real = real_stats(key, lambda: torch.cat([extract(ext, c.to(ev.device)) for c in ps["real"]()]))
+    results["cmmd"] = cmmd(real.features, extract(ext, fake.to(ev.device)).numpy())
+
+
 def _fidelity(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
     from ldm_vs_gan.toy.judge import load_judge
 
@@ -471,7 +510,7 @@ def _provenance(ev: _Eval, gen: _Generated, ext, real, skipped: dict) -> dict:
         skipped=skipped,
         clip_score_clip=(
             None
-            if "clip_score" not in names
+            if not {"clip_score", "cmmd"} & set(names)
             else {"config": args.clip_score_clip or "run", "same_clip_as_training": ev.clip.same}
         ),
         real_stats_cache={"path": str(real.path), "hit": real.hit} if ext is not None else None,

@@ -189,3 +189,35 @@ def test_missing_scoring_clip_is_reported_before_generation(tiny_run, monkeypatc
     assert time.perf_counter() - t < 5.0  # 1000 images were not generated first
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: clip.pretrained='laion2b_s34b_b79k'") and "\n" not in err
+
+
+def test_new_metrics_in_two_feature_spaces_and_both_resize_modes(tiny_run, tmp_path, capsys):
+    """prdc, fid, kid, cmmd and clip_score through the CLI on a toy run: in the toy judge's space,
+    and in Inception's (random test weights) with the legacy and the clean resize."""
+    from test_metrics_inception import write_random_inception
+
+    weights = tmp_path / "inception.pth"
+    write_random_inception(weights)
+    base = ["--run", str(tiny_run), "--metric", "prdc,fid,kid,cmmd,clip_score", "--num-samples", "24"]
+    got = {}
+    for name, extra in {
+        "toy": ["--feature", "toy"],
+        "legacy": ["--feature", "inception", "--inception-weights", str(weights)],
+        "clean": ["--feature", "inception", "--inception-weights", str(weights), "--resize", "clean"],
+    }.items():
+        out = tmp_path / f"{name}.json"
+        assert ev.main([*base, *extra, "--batch-size", "8", "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        for k in ("precision", "recall", "density", "coverage", "fid", "kid", "cmmd", "clip_score"):
+            assert f"{k}: " in printed, (name, k)
+        got[name] = json.loads(out.read_text())
+        m = got[name]["metrics"]
+        assert all(0 <= m[k] <= 1 for k in ("precision", "recall", "coverage")) and m["density"] >= 0
+        assert m["cmmd"] >= 0 and provenance.missing(got[name]["provenance"]) == []
+    ext = {k: v["provenance"]["extractor"] for k, v in got.items()}
+    assert ext["toy"]["name"].startswith("toy-judge") and ext["legacy"]["name"].startswith("inception")
+    assert "TF1" in ext["legacy"]["resize"] and "clean-fid" in ext["clean"]["resize"]
+    assert got["legacy"]["metrics"]["fid"] != got["clean"]["metrics"]["fid"]  # the resize is part of FID
+    assert (
+        got["legacy"]["metrics"]["cmmd"] == got["clean"]["metrics"]["cmmd"]
+    )  # CLIP space: no Inception resize

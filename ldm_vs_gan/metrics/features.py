@@ -19,6 +19,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,6 +32,23 @@ INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2
 # Match torch-fidelity (and so the published LDM FIDs): TF1-style bilinear resize to 299, no
 # antialiasing. torchmetrics >= 1.8 defaults to antialias=True, which shifts FID.
 INCEPTION_RESIZE = "torch-fidelity TF1-compatible bilinear to 299x299 (torchmetrics antialias=False)"
+
+# clean-fid (Parmar et al. 2022): PIL bicubic per channel in float; we round to uint8 after it,
+# because the Inception port takes uint8 (an error of at most half a grey level).
+CLEAN_RESIZE = "clean-fid PIL bicubic to 299x299 per channel in float, rounded to uint8"
+RESIZE_MODES = ("legacy", "clean")
+
+
+def clean_resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> uint8 (B, 3, size, size) by PIL's antialiased bicubic on float channels."""
+    from PIL import Image
+
+    out = np.empty((len(images), 3, size, size), dtype=np.float32)
+    for i, img in enumerate(images.cpu().numpy().astype(np.float32)):
+        for c in range(3):
+            out[i, c] = np.asarray(Image.fromarray(img[c], mode="F").resize((size, size), Image.BICUBIC))
+    return torch.from_numpy(out.round().clip(0, 255).astype(np.uint8))
+
 
 _SHA_CACHE: dict[tuple[str, float, int], str] = {}
 
@@ -102,11 +120,15 @@ class InceptionFeatures(FeatureExtractor):
     ``output``: ``"2048"`` (pool3 features for FID/KID) or ``"logits_unbiased"`` (for IS).
     """
 
-    def __init__(self, weights_path: str | os.PathLike | None = None, output: str = "2048"):
+    def __init__(
+        self, weights_path: str | os.PathLike | None = None, output: str = "2048", resize: str = "legacy"
+    ):
         super().__init__()
         allowed = ("64", "192", "768", "2048", "logits_unbiased")
         if output not in allowed:
             raise bad_value("inception output", output, allowed)
+        if resize not in RESIZE_MODES:
+            raise bad_value("--resize", resize, RESIZE_MODES)
         path = resolve_inception_weights(weights_path)
         # House rule: checkpoints are data. torch-fidelity itself loads with weights_only=False, so
         # refuse any file that is not a plain tensor state dict before handing it over.
@@ -134,12 +156,15 @@ class InceptionFeatures(FeatureExtractor):
         self.num_features = 1008 if output == "logits_unbiased" else int(output)
         self.name = f"inception-v3-compat/{output}"
         self.sha256 = file_sha256(path)
-        self.resize = INCEPTION_RESIZE
-        self.extra = {"weights_file": str(path)}
+        self.resize_mode = resize
+        self.resize = INCEPTION_RESIZE if resize == "legacy" else CLEAN_RESIZE
+        self.extra = {"weights_file": str(path), "resize_mode": resize}
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         assert images.dtype == torch.uint8, "feature extractors take uint8 images"
+        if self.resize_mode == "clean":
+            images = clean_resize(images, 299)  # the network's own resize is then the identity
         out = self.net._torch_fidelity_forward(images)[0]  # (B, D): bypasses torchmetrics' reshape only
         return out.reshape(images.shape[0], -1).float()
 
@@ -171,10 +196,12 @@ def build_extractor(
     clip_label: str = "clip",
     inception_weights: str | None = None,
     inception_output: str = "2048",
+    resize: str = "legacy",
 ) -> FeatureExtractor:
-    """The extractor named by ``--feature`` (``kind``: :data:`EXTRACTORS` or a plug-in's)."""
+    """The extractor named by ``--feature`` (``kind``: :data:`EXTRACTORS` or a plug-in's);
+    ``resize`` (legacy | clean) applies to Inception, whose published numbers depend on it."""
     if kind == "inception":
-        return InceptionFeatures(inception_weights, output=inception_output)
+        return InceptionFeatures(inception_weights, output=inception_output, resize=resize)
     if kind == "clip":
         if clip is None:
             raise bad_value("--feature", kind, "inception (no CLIP given)")
