@@ -22,9 +22,34 @@ def fmt(m: float, s: float, n: int) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f} (n={n})" if n > 1 else f"{m:.{digits}f}"
 
 
+def fmt_ci(vals: list[float]) -> str:
+    """``mean ± std [95% CI]`` over a family's runs (seeds): a percentile bootstrap of the mean;
+    with 3 seeds it is crude and too narrow, so it is shown next to the spread, not instead."""
+    from ldm_vs_gan.metrics.stats import bootstrap_ci
+
+    m, s, n = mean_std(vals)
+    if n < 2 or m != m:
+        return fmt(m, s, n)
+    _, lo, hi = bootstrap_ci(vals)
+    digits = 4 if abs(m) < 1 else 2
+    return f"{m:.{digits}f} ± {s:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}] (n={n})"
+
+
+def difference(a: list[float], b: list[float]) -> str:
+    """Whether two families differ on a metric: the exact two-sided permutation test of the
+    difference of means over seeds (no normality assumed; 3 vs 3 cannot go below p = 0.1)."""
+    from ldm_vs_gan.metrics.stats import permutation_test
+
+    if len(a) < 2 or len(b) < 2:
+        return "-"
+    p = permutation_test(a, b)
+    return f"p = {p:.2f}" + (" (differ)" if p < 0.05 else "")
+
+
 def metrics_tables(runs: list[RunInfo]) -> list[tuple[str, list[str], list[list[str]]]]:
     """One table per comparability group (same N, extractor, data/split, sampling overrides):
-    rows = metrics, columns = families (mean ± std over that family's runs, i.e. seeds)."""
+    rows = metrics, columns = families (mean ± std [95% bootstrap CI] over that family's runs,
+    i.e. seeds) and, for two families, the permutation test of their difference."""
     fams = sorted({r.family for r in runs})
     groups: dict[tuple, dict[str, dict[str, list[float]]]] = {}
     for r in runs:
@@ -47,10 +72,13 @@ def metrics_tables(runs: list[RunInfo]) -> list[tuple[str, list[str], list[list[
         rows = []
         for k in names:
             arrow = " ↓" if k in LOWER_BETTER else (" ↑" if k in ("is", "clip_score", "fidelity") else "")
-            rows.append([k + arrow] + [fmt(*mean_std(g[k].get(f, []))) for f in fams])
+            test = [difference(g[k].get(fams[0], []), g[k].get(fams[1], []))] if len(fams) == 2 else []
+            rows.append([k + arrow] + [fmt_ci(g[k].get(f, [])) for f in fams] + test)
         if key in lat:
-            rows.append(["eval seconds/image"] + [fmt(*mean_std(lat[key].get(f, []))) for f in fams])
-        tables.append((title, ["metric"] + fams, rows))
+            test = ["-"] if len(fams) == 2 else []
+            rows.append(["eval seconds/image"] + [fmt(*mean_std(lat[key].get(f, []))) for f in fams] + test)
+        header = ["metric"] + fams + (["difference (permutation test)"] if len(fams) == 2 else [])
+        tables.append((title, header, rows))
     return tables
 
 
