@@ -113,6 +113,39 @@ def _collect_runs(runs_dirs: list[Path], captions, seeds, *, all_grids: bool) ->
     return runs
 
 
+KNOBS = ("guidance", "truncation")  # the quality/diversity knob of each family's sampler
+
+
+def tradeoff_points(runs, x: str, y: str) -> dict[str, list]:
+    """``points[family] = [(x, y, knob label, is_default)]``: the mean over seeds at each knob
+    value (LDM guidance, GAN truncation) of evaluations that measured both metrics in one
+    comparable (N, extractor, data) setting; the family's default operating point is marked."""
+    from ldm_vs_gan.report.collect import comparable_key
+
+    evs = [(r, ev) for r in runs for ev in r.evals if x in ev["metrics"] and y in ev["metrics"]]
+    if not evs:
+        return {}
+    settings = [comparable_key(ev)[:5] for _, ev in evs]
+    common = max(set(settings), key=settings.count)
+    acc: dict[tuple, list] = {}
+    for r, ev in evs:
+        ov = ev["provenance"].get("sampling_overrides") or {}
+        if comparable_key(ev)[:5] != common or set(ov) - set(KNOBS):
+            continue
+        samp = ev["provenance"].get("sampling") or {}
+        knob = next(
+            (f"{k}={samp[k]}" if samp[k] is not None else f"no {k}" for k in KNOBS if k in samp), "default"
+        )
+        acc.setdefault((r.family, knob, not ov), []).append((ev["metrics"][x], ev["metrics"][y]))
+    out: dict[str, list] = {}
+    for (fam, knob, default), pts in acc.items():
+        n = len(pts)
+        out.setdefault(fam, []).append(
+            (sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n, knob, default)
+        )
+    return out
+
+
 def _figures(runs, out: Path) -> dict:
     from ldm_vs_gan.report import plots
 
@@ -122,6 +155,16 @@ def _figures(runs, out: Path) -> dict:
         "nfe_fid": plots.nfe_plot(nfe_points(runs, "fid"), "FID (lower better)", out / "nfe_fid.png"),
         "nfe_fidelity": plots.nfe_plot(
             nfe_points(runs, "fidelity"), "fidelity (higher better)", out / "nfe_fidelity.png"
+        ),
+        "tradeoff_clip_score": plots.tradeoff_plot(
+            tradeoff_points(runs, "clip_score", "fid"),
+            "CLIP score (higher better)",
+            out / "tradeoff_clip.png",
+        ),
+        "tradeoff_fidelity": plots.tradeoff_plot(
+            tradeoff_points(runs, "fidelity", "fid"),
+            "fidelity (higher better)",
+            out / "tradeoff_fidelity.png",
         ),
     }
 

@@ -63,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="sampling steps override (NFE sweeps)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale override")
     p.add_argument(
+        "--truncation", type=float, default=None, help="GAN truncation of z override (trade-off sweeps)"
+    )
+    p.add_argument(
         "--feature",
         choices=("inception", "clip", "toy"),
         default=None,
@@ -152,7 +155,12 @@ def _score_clip_cfg(args, names: list[str]):
 def _sampling(family, args) -> dict:
     """Family defaults merged with the overrides given; an override the family lacks is an error."""
     defaults = dict(family.sampling_defaults())
-    overrides = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
+    overrides = {
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "truncation": args.truncation,
+    }
     for k, v in overrides.items():
         if v is None:
             continue
@@ -499,7 +507,12 @@ def _provenance(ev: _Eval, gen: _Generated, ext, real, skipped: dict) -> dict:
         sampling=ev.sampling,
         sampling_overrides={
             k: v
-            for k, v in (("sampler", args.sampler), ("steps", args.steps), ("guidance", args.guidance))
+            for k, v in (
+                ("sampler", args.sampler),
+                ("steps", args.steps),
+                ("guidance", args.guidance),
+                ("truncation", args.truncation),
+            )
             if v is not None
         },
         seed=args.seed,

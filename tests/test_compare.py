@@ -79,16 +79,20 @@ def test_compare_writes_a_self_contained_report(runs, tmp_path):
             )
             == 0
         )
+        for t in ("0.5", "1.0"):  # a truncation sweep: the GAN's trade-off curve
+            args = ["--run", str(r), "--metric", "fid,fidelity", "--num-samples", "16", "--truncation", t]
+            assert ev.main(args) == 0
     torch.manual_seed(0)
     assert compare.main([str(r) for r in runs] + ["--out", str(tmp_path / "rep"), "--panel", "3"]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "N=16, features=toy-judge:toy-judge-" in md
     assert "| fid ↓ |" in md and "(n=2)" in md  # two seeds -> mean ± std
     assert "trainable params (M)" in md and "training img/s" in md
-    for fig in ("samples.png", "curves.png", "nfe_fid.png", "nfe_fidelity.png"):
+    for fig in ("samples.png", "curves.png", "nfe_fid.png", "nfe_fidelity.png", "tradeoff_fidelity.png"):
         assert (tmp_path / "rep" / fig).stat().st_size > 1000, fig
     html = (tmp_path / "rep" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and 'src="samples.png"' not in html
+    assert "Trade-off: FID against prompt fidelity" in md
+    assert html.count("data:image/png;base64,") == 5 and 'src="samples.png"' not in html
 
 
 def test_compare_rejects_a_non_run(tmp_path, capsys):

@@ -125,3 +125,27 @@ def nfe_plot(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def tradeoff_plot(points: dict[str, list], xlabel: str, path: Path, ylabel: str = "FID (lower better)"):
+    """FID against another metric while the sampling knob sweeps (guidance for the LDM, truncation
+    for the GAN), one line per family; the default operating point is a filled star."""
+    if not points or all(len(p) < 2 for p in points.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, (fam, pts) in enumerate(sorted(points.items())):
+        pts = sorted(pts)
+        col = COLORS[i % len(COLORS)]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=4, color=col, label=fam)
+        for xv, yv, knob, default in pts:
+            ax.annotate(knob, (xv, yv), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            if default:
+                ax.plot([xv], [yv], "*", ms=14, color=col, markeredgecolor="black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="star: default", title_fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

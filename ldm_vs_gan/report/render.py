@@ -127,6 +127,8 @@ def write(
         "curves": "Quick evaluation during training: against images seen and against training time",
         "nfe_fid": "FID against sampling latency (LDM: steps annotated; GAN: one step)",
         "nfe_fidelity": "Prompt fidelity against sampling latency",
+        "tradeoff_clip_score": "Trade-off: FID against CLIP score (LDM guidance, GAN truncation swept)",
+        "tradeoff_fidelity": "Trade-off: FID against prompt fidelity (LDM guidance, GAN truncation swept)",
     }
     for key, cap in captions.items():
         p = figures.get(key)
