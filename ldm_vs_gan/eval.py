@@ -67,13 +67,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--feature",
-        choices=("inception", "clip", "toy"),
+        choices=("inception", "clip", "dinov2", "toy"),
         default=None,
-        help="feature space of FID/KID/diversity (default: toy for toy data; else inception when its "
-        "weights are on this machine, else the run's CLIP)",
+        help="feature space of FID/KID/PRDC/diversity: inception, clip, dinov2 (DINOv2 ViT-L/14 CLS, "
+        "FD-DINOv2 as dgm-eval; needs --dinov2-repo and --dinov2-weights) or toy (default: toy for toy "
+        "data; else inception when its weights are on this machine, else the run's CLIP)",
     )
     p.add_argument("--coco-root", default=None, help="local COCO folder (annotations/ + val2014/)")
     p.add_argument("--inception-weights", default=None, help="local torch-fidelity Inception weights file")
+    p.add_argument(
+        "--dinov2-repo",
+        default=None,
+        help="local clone of facebookresearch/dinov2 (its hubconf builds the ViT)",
+    )
+    p.add_argument(
+        "--dinov2-weights", default=None, help="local dinov2_vitl14_pretrain.pth (--feature dinov2)"
+    )
     p.add_argument(
         "--clip-score-clip",
         default=None,
@@ -116,8 +125,22 @@ def _check_args(args) -> str:
     _check_out(args.out)
     if args.inception_weights and not Path(args.inception_weights).expanduser().is_file():
         raise MissingWeightsError(f"--inception-weights={args.inception_weights!r} is not a file")
+    _check_dinov2(args)
     check_run(args.run)
     return resolve_device(args.device)
+
+
+def _check_dinov2(args) -> None:
+    """DINOv2's code and weights located (and the file's format checked) now, not after generation."""
+    from ldm_vs_gan.metrics.features import resolve_dinov2
+
+    if args.feature == "dinov2":
+        resolve_dinov2(args.dinov2_repo, args.dinov2_weights)
+    elif args.dinov2_repo or args.dinov2_weights:
+        raise UserError(
+            "--dinov2-repo and --dinov2-weights apply to --feature dinov2 only "
+            f"(--feature is {args.feature or 'not given'})"
+        )
 
 
 def _check_out(out: str | None) -> None:
@@ -207,6 +230,9 @@ def _extractor(kind, cfg, ps, args, clip_holder):
 
     if kind == "toy" and ps["data_cfg"] is None:
         raise bad_value("--feature", "toy", "inception, clip (the toy judge only knows the toy world)")
+    if kind == "dinov2":  # a ViT-L: on the evaluation's device (it moves the images there itself)
+        ext = build_extractor(kind, dinov2_repo=args.dinov2_repo, dinov2_weights=args.dinov2_weights)
+        return ext.to(clip_holder.device)
     clip, label = clip_holder() if kind == "clip" else (None, None)
     return build_extractor(
         kind,

@@ -9,6 +9,9 @@ Every extractor is an ``nn.Module`` that maps **uint8** images (B, 3, H, W) to f
   torch-fidelity's hub cache. Absent file -> one :class:`MissingWeightsError` naming the file and
   where to put it. Never a silent fallback to another extractor (its numbers would not compare).
 - ``clip``: image embeddings of a frozen CLIP (``components.build_clip``).
+- ``dinov2``: the CLS token of DINOv2 ViT-L/14 (1024-d), the space dgm-eval (Stein et al. 2023)
+  recommends for the Fréchet distance; architecture from a local clone of facebookresearch/dinov2
+  (``--dinov2-repo``), weights from the official ``dinov2_vitl14_pretrain.pth`` (``--dinov2-weights``).
 - a plug-in's (``ldm_vs_gan.plugins`` kind ``features``), e.g. ``toy``: the toy judge's
   penultimate features (the toy world's Inception).
 """
@@ -26,7 +29,7 @@ from torch import nn
 from ldm_vs_gan.errors import MissingWeightsError, bad_value
 from ldm_vs_gan.paths import sha256_file
 
-EXTRACTORS = ("inception", "clip")  # built in; plug-ins add theirs (toy)
+EXTRACTORS = ("inception", "clip", "dinov2")  # built in; plug-ins add theirs (toy)
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 # Match torch-fidelity (and so the published LDM FIDs): TF1-style bilinear resize to 299, no
@@ -37,6 +40,16 @@ INCEPTION_RESIZE = "torch-fidelity TF1-compatible bilinear to 299x299 (torchmetr
 # because the Inception port takes uint8 (an error of at most half a grey level).
 CLEAN_RESIZE = "clean-fid PIL bicubic to 299x299 per channel in float, rounded to uint8"
 RESIZE_MODES = ("legacy", "clean")
+
+DINOV2_ENTRY = "dinov2_vitl14"
+DINOV2_FILE = "dinov2_vitl14_pretrain.pth"
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/" + DINOV2_FILE
+DINOV2_REPO_URL = "https://github.com/facebookresearch/dinov2"
+# dgm-eval's DINOv2 transform: torchvision Resize((224, 224), BICUBIC) on the PIL image (antialiased,
+# uint8 out), ToTensor, ImageNet mean/std. torch's antialiased bicubic uses PIL's kernel (a=-0.5).
+DINOV2_RESIZE = "antialiased bicubic to 224x224, rounded to uint8 levels, ImageNet mean/std (dgm-eval)"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def clean_resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -188,6 +201,109 @@ class ClipFeatures(FeatureExtractor):
         return self.clip.encode_image(x).float()
 
 
+def default_dinov2_paths() -> tuple[Path, Path]:
+    """Where ``torch.hub.load("facebookresearch/dinov2", ...)`` would have cached the code and weights."""
+    hub = Path(torch.hub.get_dir())
+    return hub / "facebookresearch_dinov2_main", hub / "checkpoints" / DINOV2_FILE
+
+
+def resolve_dinov2(repo: str | os.PathLike | None, weights: str | os.PathLike | None) -> tuple[Path, Path]:
+    """(local dinov2 clone, weights file), each from its flag or torch.hub's cache, or one error
+    naming the flag and what to put where. Cheap: run before any image is generated."""
+    hub_repo, hub_weights = default_dinov2_paths()
+    r = Path(repo).expanduser() if repo else hub_repo
+    if not (r / "hubconf.py").is_file():
+        where = (
+            f"--dinov2-repo={str(repo)!r}" if repo else f"{hub_repo} (torch.hub's cache; or --dinov2-repo)"
+        )
+        raise MissingWeightsError(
+            f"DINOv2 code not found at {where}: no hubconf.py there; git clone {DINOV2_REPO_URL} on a "
+            f"machine with internet, copy the folder here and pass --dinov2-repo /path/to/dinov2"
+        )
+    w = Path(weights).expanduser() if weights else hub_weights
+    if not w.is_file():
+        where = f"--dinov2-weights={str(weights)!r}" if weights else f"{hub_weights} (torch.hub's cache)"
+        raise MissingWeightsError(
+            f"DINOv2 weights not found at {where}: download {DINOV2_URL} on a machine with internet, "
+            f"then copy it to {hub_weights} or pass --dinov2-weights /path/to/{DINOV2_FILE}"
+        )
+    _dinov2_state(w, mmap=True)  # a damaged file is said now, not after the generation
+    return r, w
+
+
+def _brief(e: Exception, limit: int = 300) -> str:
+    """``Type: message`` on one line, cut at ``limit``: torch's load errors run to many lines."""
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}: {msg[:limit]}" + ("..." if len(msg) > limit else "")
+
+
+def _dinov2_state(path: Path, mmap: bool = False) -> dict:
+    """The weights file as a tensor state dict (``mmap``: tensors not read, only checked)."""
+    import zipfile
+
+    mmap = mmap and zipfile.is_zipfile(path)  # only torch's zip format maps; a legacy file is read
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as e:  # noqa: BLE001 - the message must name the file
+        raise MissingWeightsError(
+            f"--dinov2-weights={str(path)!r} is not a loadable state dict: damaged, or not plain tensors "
+            f"({type(e).__name__}; it is loaded with weights_only=True)"
+        ) from e
+    if not isinstance(sd, dict) or "cls_token" not in sd:
+        raise MissingWeightsError(
+            f"--dinov2-weights={str(path)!r} is not a DINOv2 ViT state dict (no cls_token): "
+            f"expected the official {DINOV2_FILE}"
+        )
+    return sd
+
+
+class DinoV2Features(FeatureExtractor):
+    """DINOv2 ViT-L/14 CLS features (Oquab et al. 2023), as dgm-eval (Stein et al. 2023) computes
+    them for FD-DINOv2; built by the clone's ``hubconf`` without download, then loaded strictly.
+    Runs on the device it is moved to (images follow it)."""
+
+    def __init__(self, repo: str | os.PathLike | None = None, weights: str | os.PathLike | None = None):
+        super().__init__()
+        repo_path, path = resolve_dinov2(repo, weights)
+        try:
+            net = torch.hub.load(str(repo_path), DINOV2_ENTRY, source="local", pretrained=False)
+        except Exception as e:  # noqa: BLE001 - a clone of the wrong repo or version: name the flag
+            raise MissingWeightsError(
+                f"--dinov2-repo={str(repo_path)!r} cannot build {DINOV2_ENTRY} ({_brief(e)}); "
+                f"it must be a clone of {DINOV2_REPO_URL}"
+            ) from e
+        try:  # strict: weights that do not fit the architecture would give a silently random space
+            net.load_state_dict(_dinov2_state(path), strict=True)
+        except RuntimeError as e:
+            raise MissingWeightsError(
+                f"--dinov2-weights={str(path)!r} does not fit {DINOV2_ENTRY} of {repo_path}: {_brief(e)}"
+            ) from e
+        self.net = net.requires_grad_(False).eval()
+        self.num_features = int(net.embed_dim)
+        self.name = f"dinov2-{DINOV2_ENTRY.split('_')[1]}/cls"
+        self.sha256 = file_sha256(path)
+        self.resize = DINOV2_RESIZE
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.extra = {"weights_file": str(path), "repo": str(repo_path), "entry": DINOV2_ENTRY}
+        self.eval()  # no dropout or drop-path: the features are a fixed function of the images
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> the normalised (B, 3, 224, 224) network input, on its device."""
+        x = images.to(self.mean.device).float() / 255.0
+        if x.shape[-2:] != (224, 224):
+            x = nn.functional.interpolate(
+                x, size=(224, 224), mode="bicubic", antialias=True, align_corners=False
+            )
+        x = (x * 255.0).round().clamp(0, 255) / 255.0  # dgm-eval's PIL resize returns uint8
+        return (x - self.mean) / self.std
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        assert images.dtype == torch.uint8, "feature extractors take uint8 images"
+        return self.net(self.preprocess(images)).float()  # DINOv2's forward: the normed CLS token
+
+
 def build_extractor(
     kind: str,
     *,
@@ -197,9 +313,13 @@ def build_extractor(
     inception_weights: str | None = None,
     inception_output: str = "2048",
     resize: str = "legacy",
+    dinov2_repo: str | None = None,
+    dinov2_weights: str | None = None,
 ) -> FeatureExtractor:
     """The extractor named by ``--feature`` (``kind``: :data:`EXTRACTORS` or a plug-in's);
     ``resize`` (legacy | clean) applies to Inception, whose published numbers depend on it."""
+    if kind == "dinov2":
+        return DinoV2Features(dinov2_repo, dinov2_weights)
     if kind == "inception":
         return InceptionFeatures(inception_weights, output=inception_output, resize=resize)
     if kind == "clip":

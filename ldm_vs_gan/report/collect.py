@@ -141,6 +141,14 @@ def comparable_key(ev: dict) -> tuple:
     )
 
 
+def fidelity_key(ev: dict) -> tuple:
+    """Prompt-fidelity numbers are side by side with the same N, toy judge (and weights), data and
+    split, and sampling overrides; FID's feature space is no part of them."""
+    n, _, _, source, split, sampling = comparable_key(ev)
+    judge = ev["provenance"].get("judge") or {}
+    return (n, judge.get("name"), (judge.get("sha256") or "")[:12], source, split, sampling)
+
+
 def mean_std(vals: list[float]) -> tuple[float, float, int]:
     vals = [v for v in vals if v is not None and v == v]
     if not vals:

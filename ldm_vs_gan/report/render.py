@@ -8,9 +8,24 @@ import math
 import re
 from pathlib import Path
 
-from ldm_vs_gan.report.collect import LOWER_BETTER, RunInfo, comparable_key, mean_std
+from ldm_vs_gan.report.collect import LOWER_BETTER, RunInfo, comparable_key, fidelity_key, mean_std
 
 HEADLINE = ("fid", "kid", "is", "clip_score", "fidelity", "diversity", "diversity_real", "diversity_ratio")
+# GenEval's task breakdown (Ghosh et al. 2023) in the toy world: (row, key the toy evaluation writes,
+# key of the judge's own held-out accuracy, the ceiling of that task; None: the judge has none). The
+# judge's shape/colour/size accuracies pool every object of the held-out split, one- and two-object.
+TASKS = (
+    ("single object (shape + colour)", "fidelity/single/overall", "single_overall"),
+    ("colour", "fidelity/single/color", "color"),
+    ("shape", "fidelity/single/shape", "shape"),
+    ("size", "fidelity/single/size", "size"),
+    ("counting: one object", "fidelity/single/count", "count"),
+    ("counting: two objects", "fidelity/two/count", "count"),
+    ("two objects (both + relation)", "fidelity/two/overall", "two_overall"),
+    ("relation (position)", "fidelity/two/relation", "relation"),
+    ("attribute binding (strict: + sizes, count)", "fidelity/two/strict", None),
+    ("all prompts", "fidelity", "overall"),
+)
 
 
 def fmt(m: float, s: float, n: int) -> str:
@@ -82,6 +97,52 @@ def metrics_tables(runs: list[RunInfo]) -> list[tuple[str, list[str], list[list[
     return tables
 
 
+def task_tables(runs: list[RunInfo]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Prompt fidelity by task (:data:`TASKS`), one table per :func:`fidelity_key` group: columns =
+    families (mean ± std [95% CI] over runs, a run's evaluations in the group averaged into one
+    number), the judge's held-out accuracy (the ceiling) and, for two families, the permutation
+    test. Empty when no run has fidelity numbers."""
+    fams = sorted({r.family for r in runs})
+    groups: dict[tuple, dict] = {}
+    for r in runs:
+        for ev in r.evals:
+            if not any(k == "fidelity" or k.startswith("fidelity/") for k in ev["metrics"]):
+                continue
+            g = groups.setdefault(fidelity_key(ev), {"by_run": {}, "first": ev})
+            g["by_run"].setdefault((r.family, r.name), []).append(ev["metrics"])
+    tables = []
+    for key, g in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        n, judge, sha, src, split, samp = key
+        title = f"N={n}, judge={judge} ({sha}), data={src}/{split}, sampling={samp}"
+        m = g["first"]["metrics"]
+        if "fidelity/n_single" in m and "fidelity/n_two" in m:
+            title += (
+                f", prompts: {m['fidelity/n_single']:.0f} one-object + {m['fidelity/n_two']:.0f} two-object"
+            )
+        ceiling = (g["first"]["provenance"].get("judge") or {}).get("heldout_accuracy") or {}
+        rows = [
+            _task_row(label, k, ceiling.get(jk) if jk else None, g["by_run"], fams) for label, k, jk in TASKS
+        ]
+        header = ["task"] + fams + ["judge held-out accuracy (ceiling)"]
+        header += ["difference (permutation test)"] if len(fams) == 2 else []
+        tables.append((title, header, [row for row in rows if row is not None]))
+    return tables
+
+
+def _task_row(label: str, key: str, ceiling, by_run: dict, fams: list[str]) -> list[str] | None:
+    """One task's cells (one number per run: the mean of its evaluations), or None when no run has it."""
+    vals: dict[str, list[float]] = {f: [] for f in fams}
+    for (fam, _), metrics in by_run.items():
+        got = [float(m[key]) for m in metrics if isinstance(m.get(key), (int, float)) and m[key] == m[key]]
+        if got:  # NaN: the prompt set had no prompt of this kind
+            vals[fam].append(sum(got) / len(got))
+    if not any(vals.values()):
+        return None
+    cell = f"{float(ceiling):.4f}" if isinstance(ceiling, (int, float)) and ceiling == ceiling else "-"
+    test = [difference(vals[fams[0]], vals[fams[1]])] if len(fams) == 2 else []
+    return [label] + [fmt_ci(vals[f]) for f in fams] + [cell] + test
+
+
 def compute_table(runs: list[RunInfo]) -> tuple[list[str], list[list[str]]]:
     fams = sorted({r.family for r in runs})
     by = {f: [r for r in runs if r.family == f] for f in fams}
@@ -121,6 +182,7 @@ def write(
         parts += [f"### {title}", ""]
         if rows:
             parts += [md_table(header, rows), ""]
+    parts += _task_section(runs)
     parts += ["## Compute and speed", "", md_table(*compute_table(runs)), ""]
     captions = {
         "samples": "Samples: the same prompts and seeds for every run",
@@ -142,6 +204,24 @@ def write(
     html_path = out / "report.html"
     html_path.write_text(to_html(md, out))
     return md_path, html_path
+
+
+def _task_section(runs: list[RunInfo]) -> list[str]:
+    """The report's "Prompt fidelity by task" lines, none when no run has fidelity numbers."""
+    tables = task_tables(runs)
+    if not tables:
+        return []
+    parts = [
+        "## Prompt fidelity by task",
+        "",
+        "Share of generated images whose toy-judge reading matches the prompt, per task as GenEval "
+        "(Ghosh et al. 2023) splits it; colour, shape, size are on one-object prompts. The judge's "
+        "own accuracy on real held-out images is the ceiling of each task.",
+        "",
+    ]
+    for title, header, rows in tables:
+        parts += [f"### {title}", "", md_table(header, rows), ""]
+    return parts
 
 
 def to_html(md: str, folder: Path) -> str:
