@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PY = sys.executable
-EVAL_METRICS = "fid,kid,fidelity,diversity,clip_score"
+EVAL_METRICS = "fid,kid,prdc,cmmd,fidelity,diversity,clip_score"
 TABLE_KEYS = [  # (metric key in eval JSON / summary, label, digits)
     ("fid", "FID-toy (judge features) ↓", 2),
     ("kid", "KID-toy ↓", 4),
@@ -39,6 +39,10 @@ TABLE_KEYS = [  # (metric key in eval JSON / summary, label, digits)
     ("fidelity/single/overall", "prompt fidelity, single-object ↑", 3),
     ("fidelity/single/shape", "shape right, single-object ↑", 3),
     ("fidelity/two/overall", "prompt fidelity, two-object ↑", 3),
+    ("precision", "precision (judge features, k=5) ↑", 3),
+    ("recall", "recall (judge features, k=5) ↑", 3),
+    ("coverage", "coverage (judge features, k=5) ↑", 3),
+    ("cmmd", "CMMD (toy CLIP) ↓", 2),
     ("diversity", "diversity (gen)", 4),
     ("diversity_real", "diversity (real)", 4),
     ("diversity_ratio", "diversity gen/real", 3),
@@ -46,6 +50,22 @@ TABLE_KEYS = [  # (metric key in eval JSON / summary, label, digits)
     ("latency_s", "sampling s/image (defaults, batch 8)", 4),
     ("img_per_s", "training img/s", 1),
 ]
+
+
+def tradeoff_cmds(run: Path, fam: str, a, root: Path) -> list[tuple[list[str], Path]]:
+    """The quality/diversity trade-off: FID, fidelity and CLIP score at N=--nfe-n at the family's
+    default sampling and while the LDM's guidance scale or the GAN's truncation sweeps."""
+    knob, values = ("guidance", a.guidance) if fam == "ldm" else ("truncation", a.truncation)
+    cmds = []
+    for v in ["default", *[x.strip() for x in values.split(",") if x.strip()]]:
+        f = run / "eval" / f"eval_study_{knob}_{v}.json"
+        if f.exists():
+            continue
+        cmd = [PY, "-m", "ldm_vs_gan.eval", "--run", str(run), "--metric", "fid,fidelity,clip_score"]
+        cmd += ["--num-samples", str(a.nfe_n), "--out", str(f)]
+        cmd += [f"--{knob}", v] if v != "default" else []
+        cmds.append((cmd, root / "logs" / f"{run.name}.tradeoff.log"))
+    return cmds
 
 
 def parse_args(argv=None):
@@ -61,6 +81,12 @@ def parse_args(argv=None):
     p.add_argument("--nfe", default="5,10,25,50", help="LDM sampling steps of the NFE sweep ('' = none)")
     p.add_argument("--nfe-seeds", type=int, default=1, help="how many seeds get the NFE sweep")
     p.add_argument("--nfe-n", type=int, default=200, help="N of the NFE sweep evaluations")
+    p.add_argument(
+        "--guidance", default="1,2,5,7", help="LDM guidance scales of the trade-off sweep ('' = none)"
+    )
+    p.add_argument(
+        "--truncation", default="0.5,1,1.5,2", help="GAN truncations of the trade-off sweep ('' = none)"
+    )
     p.add_argument("--runs-root", default=str(REPO / "runs" / "toy_ldm_vs_galip"))
     p.add_argument("--out", default=str(HERE / "report"))
     p.add_argument(
@@ -227,6 +253,8 @@ def main(argv=None) -> int:
                     str(f),
                 ]
                 cmds.append((cmd, root / "logs" / f"{run.name}.nfe.log"))
+        if int(s) in seeds[: a.nfe_seeds]:
+            cmds += tradeoff_cmds(run, fam, a, root)
     timings.update(run_all([j for j in eval_jobs if j[1]], jobs, a.dry_run))
     timings["report"] = sh([PY, "-m", "ldm_vs_gan.compare", *map(str, runs), "--out", str(out)], a.dry_run)
     timings["total"] = time.perf_counter() - t_start
