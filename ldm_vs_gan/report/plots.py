@@ -127,6 +127,14 @@ def nfe_plot(
     return path
 
 
+def _knob_value(point) -> float:
+    """``guidance=3.0`` -> 3.0; no knob (``no truncation``: the untruncated GAN) sorts last."""
+    try:
+        return float(point[2].split("=", 1)[1])
+    except (IndexError, ValueError):
+        return float("inf")
+
+
 def tradeoff_plot(points: dict[str, list], xlabel: str, path: Path, ylabel: str = "FID (lower better)"):
     """FID against another metric while the sampling knob sweeps (guidance for the LDM, truncation
     for the GAN), one line per family; the default operating point is a filled star."""
@@ -134,7 +142,7 @@ def tradeoff_plot(points: dict[str, list], xlabel: str, path: Path, ylabel: str 
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for i, (fam, pts) in enumerate(sorted(points.items())):
-        pts = sorted(pts)
+        pts = sorted(pts, key=_knob_value)  # joined in knob order: the line is the sweep
         col = COLORS[i % len(COLORS)]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=4, color=col, label=fam)
         for xv, yv, knob, default in pts:
