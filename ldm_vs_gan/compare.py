@@ -152,6 +152,7 @@ def _figures(runs, out: Path) -> dict:
     return {
         "samples": plots.sample_grid(runs, out / "samples.png"),
         "curves": plots.training_curves(runs, out / "curves.png"),
+        "health": plots.training_curves(runs, out / "health.png", keys=plots.HEALTH_KEYS),
         "nfe_fid": plots.nfe_plot(nfe_points(runs, "fid"), "FID (lower better)", out / "nfe_fid.png"),
         "nfe_fidelity": plots.nfe_plot(
             nfe_points(runs, "fidelity"), "fidelity (higher better)", out / "nfe_fidelity.png"

@@ -55,6 +55,16 @@ def test_quick_eval_logged_by_the_engine(runs):
     q = [r for r in rows if "eval/fid_toy" in r]
     assert [r["images_seen"] for r in q] == [16, 32]
     assert all(r["eval/fid_toy"] >= 0 and 0 <= r["eval/fidelity"] <= 1 and r["eval/quick_n"] == 16 for r in q)
+    # training-health readings: recall/coverage on the fixed panel, CLIP-vs-judge agreement on the
+    # fakes, and how often Mate-D prefers a real image's own caption to one with an attribute swapped
+    health = (
+        "recall",
+        "coverage",
+        "clip_judge_agreement",
+        *(f"d_rejects_swapped_{f}" for f in ("shape", "color", "size")),
+    )
+    for r in q:
+        assert all(0 <= r[f"eval/{k}"] <= 1 for k in health), r
 
 
 def test_compare_writes_a_self_contained_report(runs, tmp_path):
@@ -88,11 +98,20 @@ def test_compare_writes_a_self_contained_report(runs, tmp_path):
     assert "N=16, features=toy-judge:toy-judge-" in md
     assert "| fid ↓ |" in md and "(n=2)" in md  # two seeds -> mean ± std
     assert "trainable params (M)" in md and "training img/s" in md
-    for fig in ("samples.png", "curves.png", "nfe_fid.png", "nfe_fidelity.png", "tradeoff_fidelity.png"):
+    figs = (
+        "samples.png",
+        "curves.png",
+        "health.png",
+        "nfe_fid.png",
+        "nfe_fidelity.png",
+        "tradeoff_fidelity.png",
+    )
+    for fig in figs:
         assert (tmp_path / "rep" / fig).stat().st_size > 1000, fig
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Trade-off: FID against prompt fidelity" in md
-    assert html.count("data:image/png;base64,") == 5 and 'src="samples.png"' not in html
+    assert "Training health" in md
+    assert html.count("data:image/png;base64,") == 6 and 'src="samples.png"' not in html
 
 
 def test_compare_rejects_a_non_run(tmp_path, capsys):

@@ -110,3 +110,23 @@ def test_caption_dropout_and_thesis_preset_compose():
     assert (d.target, d.loss, d.t_sampling) == ("x0", "l1", "skewed")
     assert cfg.model.unet.size == "thesis128" and cfg.data.resolution == 128
     assert cfg.model.conditioning.caption_dropout == 0.1
+
+
+def test_evaluate_gives_the_held_out_loss_per_timestep_stratum(tiny_run):
+    """The LDM's quick evaluation: held-out denoising loss at four fixed timestep strata, the same
+    noise draw every time (so two calls on the same weights agree exactly)."""
+    from support import standin_data
+
+    from ldm_vs_gan.training import load_run
+
+    family, _, _ = load_run(tiny_run)
+
+    batch = standin_data.heldout_batch(None, 8)
+    a, b = family.evaluate([batch]), family.evaluate([batch])
+    assert sorted(a) == [
+        "val_loss/t0000-0249",
+        "val_loss/t0250-0499",
+        "val_loss/t0500-0749",
+        "val_loss/t0750-0999",
+    ]
+    assert a == b and all(v > 0 for v in a.values())

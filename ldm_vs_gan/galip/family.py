@@ -154,6 +154,13 @@ class GALIPFamily(Family):
         with torch.no_grad():
             return self.clip.encode_text(list(captions)).pooled.detach()
 
+    @torch.no_grad()
+    def caption_scores(self, images: torch.Tensor, captions: list[str]) -> torch.Tensor:
+        """Mate-D's logit for each (image in [-1, 1], caption) pair, (B,): how well the
+        discriminator judges that the caption fits (a training-health reading, not a loss)."""
+        taps = self.clip.image_block_tokens(images, self.taps)
+        return self.discriminator(taps, self.sentence(captions)).float()
+
     def _step_sentence(self, batch: Batch, ctx: StepContext) -> torch.Tensor:
         """``sentence`` of the micro-batch, computed once per step: both phases see the same
         micro-batch and the same ``ctx.scratch``, and the embedding carries no graph."""

@@ -234,6 +234,29 @@ class LDMFamily(Family):
         )
         return loss, logs
 
+    STRATA = 4  # timestep strata of the validation loss
+
+    @torch.no_grad()
+    def evaluate(self, batches: list[Batch]) -> dict[str, float]:
+        """Held-out denoising loss (unweighted MSE to the target) at the centre of each of
+        :attr:`STRATA` equal timestep strata, with noise from a fixed seed: the same draw at every
+        evaluation, so the curve moves only with the weights (overfitting shows per noise level)."""
+        g = torch.Generator().manual_seed(0)
+        T, out = self.schedule.T, {}
+        for b in batches:
+            x0 = self.encode_images(b)
+            cond = [v.to(x0.device) for v in self.condition(b, [False] * len(b))]
+            kw = dict(zip(("context", "mask", "pooled"), cond))
+            for k in range(self.STRATA):
+                t = torch.full((len(b),), (2 * k + 1) * T // (2 * self.STRATA), device=x0.device)
+                eps = torch.randn(x0.shape, generator=g).to(x0.device, x0.dtype)
+                target = self.schedule.target(self.objective.target, x0, eps, t)
+                err = (self.unet(self.schedule.add_noise(x0, eps, t), t, **kw).float() - target.float()) ** 2
+                key = f"val_loss/t{k * T // self.STRATA:04d}-{(k + 1) * T // self.STRATA - 1:04d}"
+                out[key] = out.get(key, 0.0) + float(err.mean()) * len(b)
+        n = sum(len(b) for b in batches)
+        return {k: v / n for k, v in out.items()} if n else {}
+
     # ---- sampling -----------------------------------------------------------------------------
 
     @staticmethod

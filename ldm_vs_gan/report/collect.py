@@ -19,7 +19,7 @@ import torch
 from omegaconf import OmegaConf
 
 # Metrics where smaller is better; every other plotted or headline metric is higher-better.
-LOWER_BETTER = ("fid", "kid", "fid_toy", "fid_clip")
+LOWER_BETTER = ("fid", "kid", "fid_toy", "fid_clip", "cmmd")
 
 
 @dataclass

@@ -59,11 +59,23 @@ def _wrap(s: str, width: int = 18) -> str:
 
 def ylabel(metric: str) -> str:
     """``fid_toy (lower better)``; by name, not prefix: "fidelity" starts with "fid" too."""
-    return metric + (" (lower better)" if metric in LOWER_BETTER else " (higher better)")
+    lower = metric in LOWER_BETTER or metric.startswith("val_loss/")
+    return metric + (" (lower better)" if lower else " (higher better)")
 
 
 # the quick evaluation's curves: the toy world's (judge) and any other data's (the run's CLIP)
 CURVE_KEYS = ("fid_toy", "fidelity", "fid_clip", "clip_score")
+# training-health readings of the quick evaluation (each family logs the ones that apply to it)
+HEALTH_KEYS = (
+    "recall",
+    "coverage",
+    "clip_judge_agreement",
+    "d_rejects_swapped_shape",
+    "d_rejects_swapped_color",
+    "d_rejects_swapped_size",
+    "val_loss/t0000-0249",
+    "val_loss/t0750-0999",
+)
 
 
 def training_curves(runs: list[RunInfo], path: Path, keys=CURVE_KEYS) -> Path | None:

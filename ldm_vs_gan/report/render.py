@@ -187,6 +187,11 @@ def write(
     captions = {
         "samples": "Samples: the same prompts and seeds for every run",
         "curves": "Quick evaluation during training: against images seen and against training time",
+        "health": (
+            "Training health: recall and coverage on the quick-evaluation panel (mode collapse as it "
+            "happens), CLIP-vs-judge agreement on the fakes, Mate-D's preference for the true caption "
+            "over one with an attribute swapped (GAN), held-out loss per timestep stratum (LDM)"
+        ),
         "nfe_fid": "FID against sampling latency (LDM: steps annotated; GAN: one step)",
         "nfe_fidelity": "Prompt fidelity against sampling latency",
         "tradeoff_clip_score": "Trade-off: FID against CLIP score (LDM guidance, GAN truncation swept)",

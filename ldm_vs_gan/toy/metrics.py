@@ -4,6 +4,7 @@ evaluation during training (prompt fidelity and FID-toy at small N; see metrics/
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ldm_vs_gan.data.batch import Batch
 from ldm_vs_gan.metrics.features import FeatureExtractor
@@ -80,6 +81,67 @@ class ToyQuick:
                 selection=f"quick:first{n}",
             )
             real = real_stats(key, lambda: extractor(to_uint8(batch.images)))
-            out["fid_toy"] = fid_from_stats(real.sum, real.cov_sum, real.n, extractor(fake))
+            fake_f = extractor(fake)
+            out["fid_toy"] = fid_from_stats(real.sum, real.cov_sum, real.n, fake_f)
+            out.update(panel_prdc(real.features, fake_f))
+        single = [i for i, a in enumerate(batch.attributes) if a and len(a.get("objects", [])) == 1]
+        out.update(clip_judge_agreement(family, fake[single], judge))  # one-object prompts: one reading
+        out.update(swapped_caption_rejection(family, batch, single))
         out["quick_n"] = float(n)
         return out
+
+
+def panel_prdc(real_features, fake_features, k: int = 5) -> dict[str, float]:
+    """Recall and coverage on the fixed quick-evaluation panel: mode collapse as it happens
+    (Kynkaanniemi et al. 2019, Naeem et al. 2020); {} when the panel is too small for k."""
+    from ldm_vs_gan.metrics.prdc import prdc
+
+    if min(len(real_features), len(fake_features)) < k + 1:
+        return {}
+    m = prdc(real_features, torch.as_tensor(fake_features).double().numpy(), k=k)
+    return {"recall": m["recall"], "coverage": m["coverage"], "precision": m["precision"]}
+
+
+@torch.no_grad()
+def clip_judge_agreement(family, fake_u8: torch.Tensor, judge) -> dict[str, float]:
+    """How often the family's frozen CLIP (zero-shot over the 16 one-object captions "a {colour}
+    {shape}") and the toy judge read the same shape and colour in the generated images. A
+    generator that pleases the CLIP without drawing the object shows up as disagreement. {} for a
+    family without a CLIP."""
+    from ldm_vs_gan.toy.world import COLORS, SHAPES
+
+    clip = getattr(family, "clip", None)
+    if clip is None or not hasattr(clip, "encode_image") or len(fake_u8) == 0:
+        return {}
+    pairs = [(c, s) for c in COLORS for s in SHAPES]
+    device = next(clip.parameters()).device
+    txt = F.normalize(clip.encode_text([f"a {c} {s}" for c, s in pairs]).pooled.float(), dim=-1)
+    img = F.normalize(clip.encode_image(fake_u8.to(device).float() / 127.5 - 1.0).float(), dim=-1)
+    clip_pick = (img @ txt.t()).argmax(1).cpu()
+    pred = judge.predict(fake_u8.cpu())
+    judge_pick = pred["color0"] * len(SHAPES) + pred["shape0"]
+    return {"clip_judge_agreement": float((clip_pick == judge_pick).float().mean())}
+
+
+@torch.no_grad()
+def swapped_caption_rejection(family, batch: Batch, single: list[int]) -> dict[str, float]:
+    """For families whose discriminator scores (image, caption) pairs (``caption_scores``: GALIP's
+    Mate-D), the share of real one-object images it scores higher with their own caption than with
+    one attribute swapped (shape, colour, size): 0.5 = the condition is ignored, 1 = always read."""
+    from ldm_vs_gan.toy.world import COLORS, SHAPES, SIZES, make_caption
+
+    if not hasattr(family, "caption_scores") or not single:
+        return {}
+    attrs = [batch.attributes[i] for i in single]
+    images = batch.images[single]
+    own = family.caption_scores(images, [make_caption(a, 0) for a in attrs])
+    out = {}
+    for field, vocab in (("shape", SHAPES), ("color", COLORS), ("size", SIZES)):
+        swapped = []
+        for a in attrs:
+            o = dict(a["objects"][0])
+            o[field] = vocab[(vocab.index(o[field]) + 1) % len(vocab)]
+            swapped.append(make_caption({**a, "objects": [o]}, 0))
+        other = family.caption_scores(images, swapped)
+        out[f"d_rejects_swapped_{field}"] = float((own > other).float().mean())
+    return out
