@@ -196,35 +196,6 @@ def _sampling(family, args) -> dict:
     return defaults
 
 
-def _data_choice(args, cfg) -> str:
-    """``--data``, or the run's default: toy for toy runs, else ``shards`` / ``coco`` when their
-    flag is given, else the run's own held-out split."""
-    if args.shards and args.data not in (None, "shards"):
-        raise UserError(f"--shards goes with --data shards, not --data {args.data}")
-    if args.data:
-        return args.data
-    if args.shards:
-        return "shards"
-    if cfg.data.get("name") == "toy":
-        return "toy"
-    return "coco" if args.coco_root else "heldout"
-
-
-def _feature_choice(args, data: str) -> tuple[str, str]:
-    """(feature space, why it was chosen): recorded in the provenance."""
-    from ldm_vs_gan.metrics.features import resolve_inception_weights
-
-    if args.feature:
-        return args.feature, "--feature"
-    if data == "toy":
-        return "toy", "toy data: the toy judge's features"
-    try:
-        resolve_inception_weights(args.inception_weights)
-        return "inception", "Inception weights found"
-    except MissingWeightsError:
-        return "clip", "no Inception weights on this machine: the run's CLIP image features"
-
-
 def _extractor(kind, cfg, ps, args, clip_holder):
     from ldm_vs_gan.metrics.features import build_extractor
 
@@ -345,12 +316,12 @@ def _set_up(args) -> _Eval:
     dist = distributed.setup(torch.device(device))
     plugins.prepare(run_config(args.run), "eval")  # first-use data and models (the toy world's)
     family, cfg, info = load_run(args.run, weights=args.weights, device=device)
-    data = _data_choice(args, cfg)
+    data = prompt_sets.data_choice(args, cfg)
     if "fidelity" in names and data != "toy":
         raise bad_value(
             "--metric", "fidelity", "fid, is, kid, clip_score, diversity (fidelity needs the toy judge)"
         )
-    feature, why = _feature_choice(args, data)
+    feature, why = prompt_sets.feature_choice(args, data)
     sampling = _sampling(family, args)
     ps = prompt_sets.prompt_set(cfg, data, args.num_samples, args.seed, args.coco_root, args.shards)
     ps["prov"]["feature_choice"] = why
@@ -415,22 +386,12 @@ def _feature_metrics(ev: _Eval, gen: _Generated, results: dict) -> tuple:
     (extractor, real statistics), both None when none of them was asked for."""
     from ldm_vs_gan.metrics import fid as F
     from ldm_vs_gan.metrics.features import extract
-    from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
 
     if not {"fid", "kid", "prdc", "diversity"} & set(ev.names):
         return None, None
-    ps = ev.ps
-    ext = _extractor(ev.feature, ev.cfg, ps, ev.args, ev.clip)
-    key = stats_key(
-        data=ps["prov"]["source"],
-        split=ps["prov"]["split"],
-        n=ev.n,
-        resolution=ps["resolution"],
-        extractor=ext,
-        selection=ps["prov"]["selection"],
-    )
-    real = real_stats(key, lambda: torch.cat([extract(ext, c) for c in ps["real"]()]))
-    fake_f = extract(ext, gen.fake)
+    ext = _extractor(ev.feature, ev.cfg, ev.ps, ev.args, ev.clip)
+    real = _real_stats(ev, ext)
+    fake_f = extract(ext, gen.fake.to(_device_of(ext)))
     if "fid" in ev.names:
         results["fid"] = F.fid_from_stats(real.sum, real.cov_sum, real.n, fake_f)
     if "prdc" in ev.names:  # on the very features of FID: no second pass
@@ -491,12 +452,26 @@ def _cmmd(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
     else the run's CLIP); the real embeddings are cached like any real statistics."""
     from ldm_vs_gan.metrics.cmmd import cmmd
     from ldm_vs_gan.metrics.features import ClipFeatures, extract
-    from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
 
     if "cmmd" not in ev.names:
         return
     clip, label = ev.clip()
-    ext, ps = ClipFeatures(clip, label), ev.ps
+    ext = ClipFeatures(clip, label)
+    real = _real_stats(ev, ext)
+    results["cmmd"] = cmmd(real.features, extract(ext, fake.to(_device_of(ext))).numpy())
+
+
+def _device_of(ext) -> torch.device:
+    """Where an extractor computes (its parameters'; the CPU for one without, e.g. the toy judge's)."""
+    return next(ext.parameters(), torch.empty(0)).device
+
+
+def _real_stats(ev: _Eval, ext):
+    """The prompt set's real-image statistics in ``ext``'s space, cached under what made them."""
+    from ldm_vs_gan.metrics.features import extract
+    from ldm_vs_gan.metrics.stats_cache import real_stats, stats_key
+
+    ps, dev = ev.ps, _device_of(ext)
     key = stats_key(
         data=ps["prov"]["source"],
         split=ps["prov"]["split"],
@@ -505,8 +480,7 @@ def _cmmd(ev: _Eval, fake: torch.Tensor, results: dict) -> None:
         extractor=ext,
         selection=ps["prov"]["selection"],
     )
-    real = real_stats(key, lambda: torch.cat([extract(ext, c.to(ev.device)) for c in ps["real"]()]))
-    results["cmmd"] = cmmd(real.features, extract(ext, fake.to(ev.device)).numpy())
+    return real_stats(key, lambda: torch.cat([extract(ext, c.to(dev)) for c in ps["real"]()]))
 
 
 def _fidelity(ev: _Eval, fake: torch.Tensor, results: dict) -> None:

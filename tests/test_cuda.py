@@ -164,6 +164,7 @@ def test_ema_and_checkpoint_round_trip_on_the_device(tmp_path):
     fam, _, info = load_run(resumed, device=DEVICE)
     assert info["weights"] == "ema" and next(fam.unet.parameters()).device.type == DEVICE.type
     for k, p in fam.unet.named_parameters():
+        # a copy, not a computation: the loaded weights are the stored EMA tensors, bit for bit
         torch.testing.assert_close(p.detach().cpu(), b["ema"]["params"][k], rtol=0, atol=0)
 
 

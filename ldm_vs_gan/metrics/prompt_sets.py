@@ -29,6 +29,36 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
 
 
+def data_choice(args, cfg) -> str:
+    """``--data``, or the run's default: toy for toy runs, else ``shards`` / ``coco`` when their
+    flag is given, else the run's own held-out split."""
+    if args.shards and args.data not in (None, "shards"):
+        raise UserError(f"--shards goes with --data shards, not --data {args.data}")
+    if args.data:
+        return args.data
+    if args.shards:
+        return "shards"
+    if cfg.data.get("name") == "toy":
+        return "toy"
+    return "coco" if args.coco_root else "heldout"
+
+
+def feature_choice(args, data: str) -> tuple[str, str]:
+    """(feature space, why it was chosen): recorded in the provenance."""
+    from ldm_vs_gan.errors import MissingWeightsError
+    from ldm_vs_gan.metrics.features import resolve_inception_weights
+
+    if args.feature:
+        return args.feature, "--feature"
+    if data == "toy":
+        return "toy", "toy data: the toy judge's features"
+    try:
+        resolve_inception_weights(args.inception_weights)
+        return "inception", "Inception weights found"
+    except MissingWeightsError:
+        return "clip", "no Inception weights on this machine: the run's CLIP image features"
+
+
 def prompt_set(
     cfg, data: str, n: int | None, seed: int, coco_root: str | None = None, shards: str | None = None
 ) -> dict:
