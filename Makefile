@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-slow train lint bench compare clean gpu-bundle
+.PHONY: install test test-slow train lint bench compare compare-long clean gpu-bundle
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench: $(STAMP)
 # The first study: both families on the toy world, same budget, 3 seeds each, then the report.
 compare: $(STAMP)
 	$(BIN)/python experiments/toy_ldm_vs_galip/run.py
+
+# The study's long ladder (run once, committed): seed 0 of both families again at 48k images, and
+# GALIP at its official learning rates without translation at 12k and 48k; reuses make compare's runs.
+compare-long: $(STAMP)
+	$(BIN)/python experiments/toy_ldm_vs_galip/run.py --budgets 12000,48000 --long-seeds 0 \
+		--side-contestants galip_faithful --out experiments/toy_ldm_vs_galip/report-long
 
 # Wheels for benchmarks/gpu_check.py on a GPU machine without a package index: what its Python
 # 3.12 lacks (pinned as here, manylinux x86_64), into .gpu_bundle/ (ignored; carried there).

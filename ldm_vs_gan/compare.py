@@ -21,7 +21,12 @@ from ldm_vs_gan.errors import UserError
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ldm_vs_gan.compare", description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        help="run directories; LABEL=RUN_DIR groups runs under LABEL instead of their model family "
+        "(e.g. one family at two budgets, or a variant of a family)",
+    )
     p.add_argument("--out", required=True, help="output folder of the report")
     p.add_argument(
         "--panel", type=int, default=8, help="prompts in the sample grid (first held-out captions)"
@@ -76,16 +81,21 @@ def build_report(args) -> Path:
     from ldm_vs_gan.report import render
     from ldm_vs_gan.report.collect import panel
 
-    runs_dirs = _run_dirs(args.runs)
+    labels, runs_dirs = _labels(args.runs), _run_dirs([a.split("=", 1)[-1] for a in args.runs])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     captions = panel(runs_dirs[0], args.panel)
     seeds = list(range(args.panel_seed, args.panel_seed + len(captions)))
-    runs = _collect_runs(runs_dirs, captions, seeds, all_grids=args.grid_runs == "all")
+    runs = _collect_runs(runs_dirs, captions, seeds, all_grids=args.grid_runs == "all", labels=labels)
     md, html = render.write(out, runs, _figures(runs, out), _notes(runs))
     _write_summary(out / "summary.json", runs)
     print(f"wrote {md} and {html}")
     return md
+
+
+def _labels(args: list[str]) -> list[str | None]:
+    """``LABEL=RUN_DIR`` -> LABEL; a plain run directory (even one with '=' in its path) -> None."""
+    return [a.split("=", 1)[0] if "=" in a and not Path(a).is_dir() else None for a in args]
 
 
 def _run_dirs(paths: list[str]) -> list[Path]:
@@ -96,18 +106,17 @@ def _run_dirs(paths: list[str]) -> list[Path]:
     return runs_dirs
 
 
-def _collect_runs(runs_dirs: list[Path], captions, seeds, *, all_grids: bool) -> list:
-    """Every run read; the grid kept for the first run of each family (every run with all_grids)."""
-    from omegaconf import OmegaConf
-
+def _collect_runs(runs_dirs: list[Path], captions, seeds, *, all_grids: bool, labels=None) -> list:
+    """Every run read; the grid kept for the first run of each group (every run with all_grids).
+    A run's group is its label when it has one, else its model family."""
     from ldm_vs_gan.report.collect import collect
 
-    runs, seen_fams = [], set()
-    for r in runs_dirs:
-        fam = str(OmegaConf.load(r / "config.yaml").model.get("name"))
-        grid = all_grids or fam not in seen_fams
-        seen_fams.add(fam)
+    runs, seen = [], set()
+    for r, label in zip(runs_dirs, labels or [None] * len(runs_dirs)):
         runs.append(collect(r, panel_captions=captions, panel_seeds=seeds, with_grid=True))
+        runs[-1].family = label or runs[-1].family
+        grid = all_grids or runs[-1].family not in seen
+        seen.add(runs[-1].family)
         if not grid:
             runs[-1].grid = None  # timed for latency, not shown
     return runs
@@ -153,6 +162,7 @@ def _figures(runs, out: Path) -> dict:
         "samples": plots.sample_grid(runs, out / "samples.png"),
         "curves": plots.training_curves(runs, out / "curves.png"),
         "health": plots.training_curves(runs, out / "health.png", keys=plots.HEALTH_KEYS),
+        "tasks": plots.training_curves(runs, out / "curves_tasks.png", keys=plots.TASK_KEYS),
         "nfe_fid": plots.nfe_plot(nfe_points(runs, "fid"), "FID (lower better)", out / "nfe_fid.png"),
         "nfe_fidelity": plots.nfe_plot(
             nfe_points(runs, "fidelity"), "fidelity (higher better)", out / "nfe_fidelity.png"
@@ -196,6 +206,7 @@ def _write_summary(path: Path, runs) -> None:
     summary = {
         r.name: {
             "family": r.family,
+            "model": r.model,
             "seed": r.seed,
             "images_seen": r.images_seen,
             "params": r.params,

@@ -1,86 +1,165 @@
-"""The first study: LDM vs GALIP on the toy world, same image budget, 3 seeds each (`make compare`).
+"""The study: LDM vs GALIP on the toy world at equal images, over seeds and a ladder of budgets.
+
+`make compare` trains every contestant to the first budget for every seed (12k images, seeds
+0,1,2); `make compare-long` adds the long ladder: each further budget for the long seeds, plus
+side contestants (GALIP at the official learning rates, without translation) at every budget for
+the long seeds. Each (contestant, budget, seed) is its own run from scratch, so a run's learning-
+rate schedule ends at its own budget.
 
 Stages (each skipped when its output exists, so an interrupted study resumes where it stopped; a
-half-trained run resumes exactly through the engine):
-  1. train  `python -m ldm_vs_gan.train model=<family> seed=<s> run_dir=<runs>/<family>-s<s> ...`
-  2. eval   `python -m ldm_vs_gan.eval --run <run> --metric fid,kid,fidelity,diversity,clip_score ...`
-            plus, for the LDM, an NFE sweep (--steps K) on the first seed(s)
-  3. report `python -m ldm_vs_gan.compare <runs...> --out experiments/toy_ldm_vs_galip/report`
-            and the results table written into README.md between the results markers.
+half-trained run resumes exactly through the engine's checkpoint):
+  1. train  `python -m ldm_vs_gan.train model=<family> seed=<s> run_dir=<runs>/<name> ...`
+  2. eval   `python -m ldm_vs_gan.eval --run <run> --metric fid,kid,prdc,cmmd,fidelity,...`,
+            an NFE sweep (--steps K) on the first seed of the first budget, and the guidance /
+            truncation trade-off sweep on the first seed of every budget
+  3. report `python -m ldm_vs_gan.compare LABEL=RUN ... --out <out>`, the per-budget tables
+            (ladder.py) and, for the default report folder, the README's results block.
 
-The toy world, the toy CLIP/VAE and the toy judge are built on first use and cached
-($LDM_VS_GAN_CACHE or ~/.cache/ldm_vs_gan). Default budgets (12k images per run, two runs at a
-time with `--jobs 2`) fit the whole study in well under 90 min on 2 CPU cores, first-use stages
-included; `--budget` scales it. `--dry-run` prints the commands only.
+Where the time went (wall and CPU seconds of every command) is in `<out>/timings.json`. The toy
+world, CLIP, VAE and judge are built on first use and cached ($LDM_VS_GAN_CACHE or
+~/.cache/ldm_vs_gan). `--dry-run` prints the commands only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import ladder  # noqa: E402
+
 PY = sys.executable
 EVAL_METRICS = "fid,kid,prdc,cmmd,fidelity,diversity,clip_score"
-TABLE_KEYS = [  # (metric key in eval JSON / summary, label, digits)
-    ("fid", "FID-toy (judge features) ↓", 2),
-    ("kid", "KID-toy ↓", 4),
-    ("fidelity", "prompt fidelity, all prompts ↑", 3),
-    # The study's headline figure: single-object prompts with shape and colour both right.
-    ("fidelity/single/overall", "prompt fidelity, single-object ↑", 3),
-    ("fidelity/single/shape", "shape right, single-object ↑", 3),
-    ("fidelity/two/overall", "prompt fidelity, two-object ↑", 3),
-    ("precision", "precision (judge features, k=5) ↑", 3),
-    ("recall", "recall (judge features, k=5) ↑", 3),
-    ("coverage", "coverage (judge features, k=5) ↑", 3),
-    ("cmmd", "CMMD (toy CLIP) ↓", 2),
-    ("diversity", "diversity (gen)", 4),
-    ("diversity_real", "diversity (real)", 4),
-    ("diversity_ratio", "diversity gen/real", 3),
-    ("clip_score", "CLIP score (toy CLIP, same as training) ↑", 2),
-    ("latency_s", "sampling s/image (defaults, batch 8)", 4),
-    ("img_per_s", "training img/s", 1),
-]
+CONTESTANTS = {  # name: (model family, Hydra overrides on top of the family's toy defaults)
+    "ldm": ("ldm", []),
+    "galip": ("galip", []),
+    # GALIP as its authors train it (Tao et al. 2023, official code): generator lr 1e-4 rather than
+    # the toy default 4e-4, and no translation augmentation of the discriminator's inputs.
+    "galip_faithful": ("galip", ["model.optim.lr_g=1e-4", "model.augment.translation=0"]),
+}
 
 
-def tradeoff_cmds(run: Path, fam: str, a, root: Path) -> list[tuple[list[str], Path]]:
-    """The quality/diversity trade-off: FID, fidelity and CLIP score at N=--nfe-n at the family's
-    default sampling and while the LDM's guidance scale or the GAN's truncation sweeps."""
-    knob, values = ("guidance", a.guidance) if fam == "ldm" else ("truncation", a.truncation)
-    cmds = []
-    for v in ["default", *[x.strip() for x in values.split(",") if x.strip()]]:
-        f = run / "eval" / f"eval_study_{knob}_{v}.json"
-        if f.exists():
-            continue
-        cmd = [PY, "-m", "ldm_vs_gan.eval", "--run", str(run), "--metric", "fid,fidelity,clip_score"]
-        cmd += ["--num-samples", str(a.nfe_n), "--out", str(f)]
-        cmd += [f"--{knob}", v] if v != "default" else []
-        cmds.append((cmd, root / "logs" / f"{run.name}.tradeoff.log"))
-    return cmds
+@dataclass
+class Run:
+    contestant: str
+    budget: int
+    seed: int
+    path: Path
+    first_rung: bool
+    label: str  # the report's group: the contestant, with its budget when the ladder has several
+
+    @property
+    def family(self) -> str:
+        return CONTESTANTS[self.contestant][0]
+
+
+def plan(a) -> list[Run]:
+    """The ladder: contestants x first budget x seeds, then contestants x later budgets x long
+    seeds; side contestants at every budget for the long seeds only."""
+    budgets = [int(b) for b in a.budgets.split(",")]
+    seeds, long_seeds = _ints(a.seeds), _ints(a.long_seeds)
+    main, side = _names(a.contestants), _names(a.side_contestants)
+    root, runs = Path(a.runs_root), []
+    for i, b in enumerate(budgets):
+        for c in main + side:
+            for s in seeds if (i == 0 and c in main) else long_seeds:
+                name = f"{c}-s{s}" if i == 0 else f"{c}-{_short(b)}-s{s}"
+                label = c if len(budgets) == 1 else f"{c}@{_short(b)}"
+                runs.append(Run(c, b, s, root / name, i == 0, label))
+    return runs
+
+
+def _short(images: int) -> str:
+    return f"{images // 1000}k" if images % 1000 == 0 else str(images)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    for n in names:
+        if n not in CONTESTANTS:
+            raise SystemExit(f"unknown contestant {n!r}: choose from {', '.join(CONTESTANTS)}")
+    return names
+
+
+def train_cmd(run: Run, a) -> list[str]:
+    b = run.budget
+    return [
+        PY, "-m", "ldm_vs_gan.train", f"model={run.family}", f"seed={run.seed}", f"run_dir={run.path}",
+        "logger=none", f"trainer.max_images={b}", f"trainer.batch_size={a.batch_size}",
+        f"trainer.eval_every={a.quick_every}", "trainer.eval.n=256", f"trainer.sample_every={b // 4}",
+        f"trainer.ckpt_every={b // 4}", f"trainer.log_every={max(a.batch_size, b // 50)}",
+        "trainer.progress=false", *CONTESTANTS[run.contestant][1],
+        *([f"experiment={run.family}_{a.preset}"] if a.preset else []), *a.extra.split(),
+    ]  # fmt: skip
+
+
+def _eval(run: Path, metrics: str, n: int, out: str, *extra: str) -> list[str]:
+    f = run / "eval" / out
+    return [PY, "-m", "ldm_vs_gan.eval", "--run", str(run), "--metric", metrics, "--num-samples", str(n),
+            "--out", str(f), *extra]  # fmt: skip
+
+
+def eval_cmds(run: Run, a, seeds: list[int], long_seeds: list[int]) -> list[tuple[list[str], Path]]:
+    """The final evaluation; the NFE sweep on the first seed of the first budget; the trade-off
+    sweep on the first seed of every budget (main contestants)."""
+    logs, out = Path(a.runs_root) / "logs", []
+    out.append(
+        (_eval(run.path, EVAL_METRICS, a.eval_n, "eval_study_main.json"), logs / f"{run.path.name}.eval.log")
+    )
+    first = run.seed == (seeds if run.first_rung else long_seeds)[0] and run.contestant in _names(
+        a.contestants
+    )
+    if first and run.first_rung:
+        for k in _ints(a.nfe) if run.family == "ldm" else []:
+            cmd = _eval(run.path, "fid,fidelity", a.nfe_n, f"eval_study_steps{k:03d}.json", "--steps", str(k))
+            out.append((cmd, logs / f"{run.path.name}.nfe.log"))
+        if run.family != "ldm" and a.nfe.strip():  # the GAN's single step at the same N
+            out.append(
+                (
+                    _eval(run.path, "fid,fidelity", a.nfe_n, "eval_study_onestep.json"),
+                    logs / f"{run.path.name}.nfe.log",
+                )
+            )
+    if first:
+        knob, values = ("guidance", a.guidance) if run.family == "ldm" else ("truncation", a.truncation)
+        for v in ["default", *[x.strip() for x in values.split(",") if x.strip()]]:
+            extra = [f"--{knob}", v] if v != "default" else []
+            cmd = _eval(run.path, "fid,fidelity,clip_score", a.nfe_n, f"eval_study_{knob}_{v}.json", *extra)
+            out.append((cmd, logs / f"{run.path.name}.tradeoff.log"))
+    return [(c, log) for c, log in out if not Path(c[c.index("--out") + 1]).exists()]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--families", default="ldm,galip")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--budget", type=int, default=12000, help="images seen per run (same for every family)")
+    p.add_argument("--contestants", "--families", default="ldm,galip", help=f"of {', '.join(CONTESTANTS)}")
+    p.add_argument(
+        "--side-contestants", default="", help="contestants trained for the long seeds only, at every budget"
+    )
+    p.add_argument("--seeds", default="0,1,2", help="seeds at the first budget")
+    p.add_argument("--long-seeds", default="0", help="seeds at the later budgets (and of side contestants)")
+    p.add_argument(
+        "--budgets", "--budget", default="12000", help="images seen per run, a ladder: 12000,48000"
+    )
     p.add_argument("--batch-size", type=int, default=32, help="global training batch (same for every family)")
     p.add_argument("--eval-n", type=int, default=500, help="N of the final evaluation (held-out prompts)")
     p.add_argument(
         "--quick-every", type=int, default=4000, help="quick-eval interval (images) for the curves"
     )
     p.add_argument("--nfe", default="5,10,25,50", help="LDM sampling steps of the NFE sweep ('' = none)")
-    p.add_argument("--nfe-seeds", type=int, default=1, help="how many seeds get the NFE sweep")
-    p.add_argument("--nfe-n", type=int, default=200, help="N of the NFE sweep evaluations")
+    p.add_argument("--nfe-n", type=int, default=200, help="N of the NFE and trade-off sweeps")
     p.add_argument(
         "--guidance", default="1,2,5,7", help="LDM guidance scales of the trade-off sweep ('' = none)"
     )
@@ -112,10 +191,11 @@ def parse_args(argv=None):
 THREADS = {"n": None}  # OpenMP threads per subprocess (main sets it from --jobs)
 
 
-def sh(cmd: list[str], dry: bool, log: Path | None = None) -> float:
+def sh(cmd: list[str], dry: bool, log: Path | None = None) -> tuple[float, float]:
+    """Run one command; (wall seconds, CPU seconds of the command and its children)."""
     print("$ " + " ".join(cmd), flush=True)
     if dry:
-        return 0.0
+        return 0.0, 0.0
     t0 = time.perf_counter()
     env = {
         **os.environ,
@@ -123,16 +203,21 @@ def sh(cmd: list[str], dry: bool, log: Path | None = None) -> float:
         "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(THREADS["n"] or 2),
     }
+    f = None
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as f:
-            r = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
-    else:
-        r = subprocess.run(cmd, cwd=REPO, env=env)
-    if r.returncode != 0:
+        f = open(log, "a")
+    try:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT if f else None)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, even with others running
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if f is not None:
+            f.close()
+    if proc.returncode != 0:
         tail = log.read_text()[-2000:] if log is not None and log.exists() else ""
-        raise SystemExit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{tail}")
-    return time.perf_counter() - t0
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
 
 def trained(run: Path, budget: int) -> bool:
@@ -140,13 +225,14 @@ def trained(run: Path, budget: int) -> bool:
     return man.is_file() and json.loads(man.read_text()).get("images_seen", 0) >= budget
 
 
-def run_all(jobs: list[tuple[str, list[tuple[list[str], Path]]]], n: int, dry: bool) -> dict[str, float]:
+def run_all(jobs: list[tuple[str, list[tuple[list[str], Path]]]], n: int, dry: bool) -> dict[str, dict]:
     """Run ``(key, [(cmd, log), ...])`` jobs, ``n`` at a time (commands of one job in order).
-    Returns the wall seconds per key. The first failure stops the study (after running jobs end)."""
+    Returns ``{key: {"wall_s", "cpu_s"}}``. The first failure stops the study (after running jobs end)."""
 
     def one(job):
         key, cmds = job
-        return key, sum(sh(cmd, dry, log) for cmd, log in cmds)
+        times = [sh(cmd, dry, log) for cmd, log in cmds]
+        return key, {"wall_s": sum(t[0] for t in times), "cpu_s": sum(t[1] for t in times)}
 
     if n <= 1 or dry:
         return dict(map(one, jobs))
@@ -156,160 +242,52 @@ def run_all(jobs: list[tuple[str, list[tuple[list[str], Path]]]], n: int, dry: b
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    fams, seeds = a.families.split(","), [int(s) for s in a.seeds.split(",")]
-    root, out = Path(a.runs_root), Path(a.out)
-    jobs = max(1, a.jobs)
-    THREADS["n"] = max(1, (os.cpu_count() or 2) // jobs)
-    timings: dict[str, float] = {}
+    runs, out = plan(a), Path(a.out)
+    seeds, long_seeds = _ints(a.seeds), _ints(a.long_seeds)
+    THREADS["n"] = max(1, (os.cpu_count() or 2) // max(1, a.jobs))
+    timings: dict[str, dict] = {}
     t_start = time.perf_counter()
-    runs, train_jobs = [], []
-    for fam in fams:
-        for s in seeds:
-            run = root / f"{fam}-s{s}"
-            runs.append(run)
-            if trained(run, a.budget):
-                print(f"skip training {run.name}: done")
-                continue
-            cmd = [
-                PY,
-                "-m",
-                "ldm_vs_gan.train",
-                f"model={fam}",
-                f"seed={s}",
-                f"run_dir={run}",
-                "logger=none",
-                f"trainer.max_images={a.budget}",
-                f"trainer.batch_size={a.batch_size}",
-                f"trainer.eval_every={a.quick_every}",
-                "trainer.eval.n=256",
-                f"trainer.sample_every={a.budget // 2}",
-                f"trainer.ckpt_every={a.budget // 4}",
-                f"trainer.log_every={max(a.batch_size, a.budget // 50)}",
-                "trainer.progress=false",
-                *([f"experiment={fam}_{a.preset}"] if a.preset else []),
-                *a.extra.split(),
-            ]
-            train_jobs.append((f"train/{run.name}", [(cmd, root / "logs" / f"{run.name}.train.log")]))
-    # families interleaved (seed-major) so both cores stay busy when one family is slower; the
+    train_jobs = []
+    for r in runs:
+        if trained(r.path, r.budget):
+            print(f"skip training {r.path.name}: done")
+            continue
+        train_jobs.append(
+            (
+                f"train/{r.path.name}",
+                [(train_cmd(r, a), Path(a.runs_root) / "logs" / f"{r.path.name}.train.log")],
+            )
+        )
+    # longest runs first, so the last to start is a short one and both cores stay busy; the
     # first-use stages (toy world, CLIP, VAE, judge) are file-locked: concurrent runs wait for them
-    train_jobs.sort(key=lambda j: (int(j[0].rsplit("-s", 1)[1]), fams.index(j[0][6:].rsplit("-s", 1)[0])))
-    timings.update(run_all(train_jobs, jobs, a.dry_run))
-    nfe = [int(k) for k in a.nfe.split(",") if k.strip()]
-    eval_jobs = []
-    for run in runs:
-        cmds: list[tuple[list[str], Path]] = []
-        eval_jobs.append((f"eval/{run.name}", cmds))
-        main_json = run / "eval" / "eval_study_main.json"
-        if not main_json.exists():
-            cmd = [
-                PY,
-                "-m",
-                "ldm_vs_gan.eval",
-                "--run",
-                str(run),
-                "--metric",
-                EVAL_METRICS,
-                "--num-samples",
-                str(a.eval_n),
-                "--out",
-                str(main_json),
-            ]
-            cmds.append((cmd, root / "logs" / f"{run.name}.eval.log"))
-        fam, s = run.name.rsplit("-s", 1)
-        if fam == "ldm" and int(s) in seeds[: a.nfe_seeds]:
-            for k in nfe:
-                f = run / "eval" / f"eval_study_steps{k:03d}.json"
-                if not f.exists():
-                    cmd = [
-                        PY,
-                        "-m",
-                        "ldm_vs_gan.eval",
-                        "--run",
-                        str(run),
-                        "--metric",
-                        "fid,fidelity",
-                        "--num-samples",
-                        str(a.nfe_n),
-                        "--steps",
-                        str(k),
-                        "--out",
-                        str(f),
-                    ]
-                    cmds.append((cmd, root / "logs" / f"{run.name}.nfe.log"))
-        if fam != "ldm" and nfe and int(s) in seeds[: a.nfe_seeds]:  # the GAN's single step at the same N
-            f = run / "eval" / "eval_study_onestep.json"
-            if not f.exists():
-                cmd = [
-                    PY,
-                    "-m",
-                    "ldm_vs_gan.eval",
-                    "--run",
-                    str(run),
-                    "--metric",
-                    "fid,fidelity",
-                    "--num-samples",
-                    str(a.nfe_n),
-                    "--out",
-                    str(f),
-                ]
-                cmds.append((cmd, root / "logs" / f"{run.name}.nfe.log"))
-        if int(s) in seeds[: a.nfe_seeds]:
-            cmds += tradeoff_cmds(run, fam, a, root)
-    timings.update(run_all([j for j in eval_jobs if j[1]], jobs, a.dry_run))
-    timings["report"] = sh([PY, "-m", "ldm_vs_gan.compare", *map(str, runs), "--out", str(out)], a.dry_run)
-    timings["total"] = time.perf_counter() - t_start
+    order = {f"train/{r.path.name}": (-r.budget * (3 if r.family == "galip" else 1), r.seed) for r in runs}
+    train_jobs.sort(key=lambda j: order[j[0]])
+    timings.update(run_all(train_jobs, a.jobs, a.dry_run))
+    eval_jobs = [(f"eval/{r.path.name}", eval_cmds(r, a, seeds, long_seeds)) for r in runs]
+    timings.update(run_all([j for j in eval_jobs if j[1]], a.jobs, a.dry_run))
+    compare = [PY, "-m", "ldm_vs_gan.compare", *[f"{r.label}={r.path}" for r in runs], "--out", str(out)]
+    wall, cpu = sh(compare, a.dry_run)
+    timings["report"] = {"wall_s": wall, "cpu_s": cpu}
+    timings["total"] = {"wall_s": time.perf_counter() - t_start}
     if a.dry_run:
         return 0
-    # A resumed study (some runs already trained) keeps the timings of the stages it skipped, and
-    # its total is the wall time of every invocation: a resume that only re-renders the report must
-    # not replace 40 minutes with 40 seconds. A study that trained every run starts afresh, so
-    # nothing of an older study in the same --out survives.
-    resumed = len(train_jobs) < len(runs) and (out / "timings.json").exists()
-    prev = json.loads((out / "timings.json").read_text()) if resumed else {}
-    timings["total"] += prev.get("total", 0.0)
-    (out / "timings.json").write_text(json.dumps({**prev, **timings}, indent=2) + "\n")
-    table = results_table(out / "summary.json", fams, a)
-    (out / "results.md").write_text(table + "\n")
+    write_timings(out / "timings.json", timings, fresh=len(train_jobs) == len(runs))
+    table = ladder.write(out, runs, a)
     if out.resolve() == (HERE / "report").resolve() and not a.preset:  # smoke runs never touch README
         update_readme(table)
     print(table)
     return 0
 
 
-def results_table(summary_path: Path, fams: list[str], a) -> str:
-    """Per family: mean ± std over seeds of the final evaluation (eval_study_main.json) and the
-    compute figures."""
-    summ = json.loads(summary_path.read_text())
-    vals: dict[str, dict[str, list[float]]] = {f: {} for f in fams}
-    for info in summ.values():
-        fam = info["family"]
-        if fam not in vals:
-            continue
-        main = next((e["metrics"] for e in info["evals"] if e["file"] == "eval_study_main.json"), {})
-        row = {**main, "latency_s": info["latency_s"], "img_per_s": info["img_per_s"]}
-        for k, _, _ in TABLE_KEYS:
-            v = row.get(k)
-            if isinstance(v, (int, float)) and not math.isnan(v):
-                vals[fam].setdefault(k, []).append(float(v))
-    lines = [
-        f"Budget {a.budget} images per run, batch {a.batch_size}, final evaluation N={a.eval_n} "
-        f"held-out prompts; mean ± std over seeds {a.seeds}.",
-        "",
-        "| | " + " | ".join(fams) + " |",
-        "|---|" + "---|" * len(fams),
-    ]
-    for k, label, d in TABLE_KEYS:
-        cells = []
-        for f in fams:
-            v = vals[f].get(k, [])
-            if not v:
-                cells.append("-")
-            elif len(v) == 1:
-                cells.append(f"{v[0]:.{d}f} (n=1)")
-            else:
-                cells.append(f"{statistics.fmean(v):.{d}f} ± {statistics.stdev(v):.{d}f} (n={len(v)})")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def write_timings(path: Path, timings: dict, fresh: bool) -> None:
+    """A resumed study keeps the timings of the stages it skipped, and its total is the wall time
+    of every invocation (a resume that only re-renders the report must not replace 40 minutes with
+    40 seconds); a study that trained every run starts afresh."""
+    prev = json.loads(path.read_text()) if path.exists() and not fresh else {}
+    prev = {k: v for k, v in prev.items() if isinstance(v, dict)}  # an older flat format: dropped
+    total = timings["total"]["wall_s"] + prev.get("total", {}).get("wall_s", 0.0)
+    merged = {**prev, **timings, "total": {"wall_s": total}}
+    path.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 def update_readme(table: str) -> None:

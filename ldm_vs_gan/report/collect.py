@@ -26,8 +26,9 @@ LOWER_BETTER = ("fid", "kid", "fid_toy", "fid_clip", "cmmd")
 class RunInfo:
     path: Path
     name: str
-    family: str
+    family: str  # the group the report puts the run in: its model family unless compare got LABEL=RUN
     seed: int
+    model: str = ""  # the model family (config model.name)
     evals: list[dict] = field(default_factory=list)
     log: list[dict] = field(default_factory=list)
     params: dict = field(default_factory=dict)
@@ -63,6 +64,11 @@ def training_time_axis(rows: list[dict]) -> dict[int, float]:
     return out
 
 
+def flops_per_image(rows: list[dict]) -> float | None:
+    """Training FLOPs per image as the engine counted them (forward and backward of every phase)."""
+    return next((r["flops_per_image"] for r in rows if r.get("flops_per_image")), None)
+
+
 def curve(rows: list[dict], key: str) -> list[tuple[int, float, float]]:
     """[(images_seen, training seconds, value)] of a quick-eval scalar (logged as ``eval/<key>``)."""
     times = training_time_axis(rows)
@@ -94,6 +100,7 @@ def collect(
     info = RunInfo(
         path=path, name=path.name, family=str(cfg.model.get("name", "?")), seed=int(cfg.get("seed", 0))
     )
+    info.model = info.family
     for f in sorted((path / "eval").glob("eval_*.json")):
         try:
             d = json.loads(f.read_text())

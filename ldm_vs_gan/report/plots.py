@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ldm_vs_gan.report.collect import LOWER_BETTER, RunInfo, curve  # noqa: E402
+from ldm_vs_gan.report.collect import LOWER_BETTER, RunInfo, curve, flops_per_image  # noqa: E402
 
 COLORS = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
 
@@ -78,33 +78,43 @@ HEALTH_KEYS = (
 )
 
 
+# prompt fidelity by task over training (the judge's per-attribute readings of the quick evaluation)
+TASK_KEYS = (
+    "fidelity/single/overall",
+    "fidelity/single/shape",
+    "fidelity/single/color",
+    "fidelity/single/size",
+    "fidelity/single/count",
+    "fidelity/two/relation",
+)
+
+
 def training_curves(runs: list[RunInfo], path: Path, keys=CURVE_KEYS) -> Path | None:
-    """Quick-eval scalars against images seen (left) and against training seconds (right)."""
+    """Quick-eval scalars against images seen, training seconds and, when the engine counted
+    them, training compute (FLOPs per image x images seen): equal images and equal compute."""
     cols = family_colors(runs)
     have = [k for k in keys if any(curve(r.log, k) for r in runs)]
     if not have:
         return None
-    fig, axes = plt.subplots(len(have), 2, figsize=(9, 3.0 * len(have)), squeeze=False)
+    flops = {r.name: flops_per_image(r.log) for r in runs}
+    ncol = 3 if any(flops.values()) else 2
+    fig, axes = plt.subplots(len(have), ncol, figsize=(4.5 * ncol, 3.0 * len(have)), squeeze=False)
     for i, k in enumerate(have):
         for r in runs:
             pts = curve(r.log, k)
             if not pts:
                 continue
-            lab = f"{r.family} (seed {r.seed})"
-            axes[i][0].plot(
-                [p[0] for p in pts],
-                [p[2] for p in pts],
-                "-o",
-                ms=3,
-                color=cols[r.family],
-                label=lab,
-                alpha=0.8,
-            )
-            axes[i][1].plot(
-                [p[1] for p in pts], [p[2] for p in pts], "-o", ms=3, color=cols[r.family], alpha=0.8
-            )
+            xs = [[p[0] for p in pts], [p[1] for p in pts]]
+            if ncol == 3:
+                xs.append([p[0] * (flops[r.name] or float("nan")) / 1e12 for p in pts])
+            style = dict(ms=3, color=cols[r.family], alpha=0.8)
+            for j, x in enumerate(xs):
+                lab = f"{r.family} (seed {r.seed})" if j == 0 else None
+                axes[i][j].plot(x, [p[2] for p in pts], "-o", label=lab, **style)
         axes[i][0].set_xlabel("images seen")
         axes[i][1].set_xlabel("training time (s, from logged img/s)")
+        if ncol == 3:
+            axes[i][2].set_xlabel("training compute (TFLOP, engine's counter)")
         for ax in axes[i]:
             ax.set_ylabel(ylabel(k))
             ax.grid(alpha=0.3)

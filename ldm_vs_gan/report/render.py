@@ -186,7 +186,11 @@ def write(
     parts += ["## Compute and speed", "", md_table(*compute_table(runs)), ""]
     captions = {
         "samples": "Samples: the same prompts and seeds for every run",
-        "curves": "Quick evaluation during training: against images seen and against training time",
+        "curves": (
+            "Quick evaluation during training: against images seen, training time and training "
+            "compute (the engine's FLOP count)"
+        ),
+        "tasks": "Prompt fidelity by task during training (quick evaluation)",
         "health": (
             "Training health: recall and coverage on the quick-evaluation panel (mode collapse as it "
             "happens), CLIP-vs-judge agreement on the fakes, Mate-D's preference for the true caption "
