@@ -102,6 +102,7 @@ def test_compare_writes_a_self_contained_report(runs, tmp_path):
         "samples.png",
         "curves.png",
         "health.png",
+        "curves_tasks.png",
         "nfe_fid.png",
         "nfe_fidelity.png",
         "tradeoff_fidelity.png",
@@ -111,7 +112,7 @@ def test_compare_writes_a_self_contained_report(runs, tmp_path):
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Trade-off: FID against prompt fidelity" in md
     assert "Training health" in md
-    assert html.count("data:image/png;base64,") == 6 and 'src="samples.png"' not in html
+    assert html.count("data:image/png;base64,") == 7 and 'src="samples.png"' not in html
 
 
 def test_compare_rejects_a_non_run(tmp_path, capsys):
@@ -126,3 +127,43 @@ def test_curve_axes_say_which_way_is_better():
     assert ylabel("fidelity") == "fidelity (higher better)"
     assert ylabel("fid_toy") == "fid_toy (lower better)"
     assert ylabel("kid") == "kid (lower better)"
+
+
+def test_compare_groups_runs_by_label(runs, tmp_path):
+    """LABEL=RUN puts runs of one family in separate groups (one family at two budgets, or a
+    variant): each label is a column, a sample-grid row and a curve colour of its own."""
+    torch.manual_seed(0)
+    args = [f"short={runs[0]}", f"long={runs[1]}", "--out", str(tmp_path / "rep"), "--panel", "2"]
+    assert compare.main(args) == 0
+    summ = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert {k: (v["family"], v["model"]) for k, v in summ.items()} == {
+        runs[0].name: ("short", "galip"),
+        runs[1].name: ("long", "galip"),
+    }
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "(short, seed 0" in md and "(long, seed 1" in md
+
+
+def test_the_study_diagnosis_reads_generated_and_real_images_with_judge_and_clip(runs, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from test_engine_support import REPO
+
+    out = tmp_path / "diag.json"
+    script = REPO / "experiments/toy_ldm_vs_galip/diagnose.py"
+    cmd = [sys.executable, str(script), "--run", str(runs[0]), "--n", "16", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    n = d["n_prompts"]
+    assert 0 < n <= 16 and d["images_seen"] == 32
+    conf = d["shape_confusion_asked_by_judged"]
+    assert sum(map(sum, conf)) == n and len(conf) == 4
+    assert abs(sum(d["fake_shapes_judged"].values()) - 1) < 1e-3
+    # the judge reads the real images it was trained on; every reading is a share
+    for k in ("judge_shape_right", "clip_shape_right", "judge_color_right", "clip_color_right"):
+        assert 0 <= d[f"{k}_fake"] <= 1 and 0 <= d[f"{k}_real"] <= 1
+    for f in ("shape", "color", "size"):  # GALIP's Mate-D scores (image, caption) pairs
+        assert 0 <= d[f"d_rejects_swapped_{f}_real"] <= 1 and 0 <= d[f"d_rejects_swapped_{f}_fake"] <= 1

@@ -3,6 +3,7 @@ seed, evaluates each run at the same N, and skips what is already done."""
 
 import importlib.util
 import json
+import sys
 
 from test_engine_support import REPO
 
@@ -10,6 +11,7 @@ from test_engine_support import REPO
 def load_study():
     spec = importlib.util.spec_from_file_location("study_run", REPO / "experiments/toy_ldm_vs_galip/run.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["study_run"] = mod  # dataclasses resolve annotations through the module registry
     spec.loader.exec_module(mod)
     return mod
 
@@ -37,8 +39,6 @@ def test_study_plan_is_fair_and_resumable(tmp_path, capsys):
 
 
 def test_jobs_run_concurrently_and_keep_each_jobs_order(tmp_path):
-    import sys
-
     study = load_study()
     study.THREADS["n"] = 1
     gate = tmp_path / "gate"
@@ -55,46 +55,131 @@ def test_jobs_run_concurrently_and_keep_each_jobs_order(tmp_path):
     touch = [sys.executable, "-c", f"import pathlib; pathlib.Path({str(gate)!r}).touch()"]
     jobs = [("a", [(step("a1", wait_for=gate), a), (step("a2"), a)]), ("b", [(touch, b), (step("b2"), b)])]
     t = study.run_all(jobs, 2, dry=False)
-    assert set(t) == {"a", "b"} and all(v > 0 for v in t.values())
+    assert set(t) == {"a", "b"} and all(v["wall_s"] > 0 for v in t.values())
     # job a's first command could only finish because job b ran at the same time
     assert a.read_text().splitlines() == ["a1 True", "a2 True"]
     assert b.read_text().splitlines() == ["b2 True"]
 
 
-def test_results_table_is_mean_and_std_over_seeds_per_family(tmp_path):
+def test_ladder_plan_trains_later_budgets_and_side_contestants_for_the_long_seeds(tmp_path, capsys):
+    study = load_study()
+    args = [
+        "--dry-run",
+        "--runs-root",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "rep"),
+        "--budgets",
+        "1000,4000",
+    ]
+    assert study.main(args + ["--side-contestants", "galip_faithful"]) == 0
+    cmds = [ln[2:] for ln in capsys.readouterr().out.splitlines() if ln.startswith("$ ")]
+    train = {c.split("run_dir=")[1].split()[0].rsplit("/", 1)[1]: c for c in cmds if "ldm_vs_gan.train" in c}
+    first = {f"{f}-s{s}" for f in ("ldm", "galip") for s in (0, 1, 2)} | {"galip_faithful-s0"}
+    assert set(train) == first | {"ldm-4k-s0", "galip-4k-s0", "galip_faithful-4k-s0"}
+    for name, c in train.items():  # every run is its own run to its own budget, same batch
+        assert f"trainer.max_images={4000 if '-4k-' in name else 1000}" in c and "trainer.batch_size=32" in c
+        faithful = "model.optim.lr_g=1e-4 model.augment.translation=0" in c
+        assert faithful == name.startswith("galip_faithful") and ("model=galip" in c) == ("galip" in name)
+    # the trade-off sweep at every budget on the first seed of the main contestants; NFE once
+    sweeps = {
+        c.split("--run ")[1].split()[0].rsplit("/", 1)[1]
+        for c in cmds
+        if "eval_study_guidance_" in c or "eval_study_truncation_" in c
+    }
+    assert sweeps == {"ldm-s0", "galip-s0", "ldm-4k-s0", "galip-4k-s0"}
+    assert sum("--steps" in c for c in cmds) == 4
+    # the report groups runs by contestant and budget
+    report = cmds[-1]
+    assert "ldm_vs_gan.compare" in report and f"ldm@1k={tmp_path / 'ldm-s1'}" in report
+    assert f"galip_faithful@4k={tmp_path / 'galip_faithful-4k-s0'}" in report
+
+
+def test_sh_records_wall_and_cpu_seconds_of_each_command(tmp_path):
+    study = load_study()
+    busy = [sys.executable, "-c", "x = 0\nfor i in range(3_000_000): x += i"]
+    t = study.run_all(
+        [
+            ("busy", [(busy, tmp_path / "b.log")]),
+            ("idle", [([sys.executable, "-c", "import time; time.sleep(0.5)"], tmp_path / "i.log")]),
+        ],
+        2,
+        dry=False,
+    )
+    assert t["busy"]["cpu_s"] > 0.1 and t["busy"]["wall_s"] > 0.1
+    assert t["idle"]["wall_s"] >= 0.5 and t["idle"]["cpu_s"] < 0.4  # sleeping costs no CPU
+    # a resumed study keeps the stages it skipped and adds up its wall time
+    path = tmp_path / "timings.json"
+    study.write_timings(
+        path, {"train/a": {"wall_s": 5.0, "cpu_s": 4.0}, "total": {"wall_s": 6.0}}, fresh=True
+    )
+    study.write_timings(
+        path, {"report": {"wall_s": 1.0, "cpu_s": 1.0}, "total": {"wall_s": 2.0}}, fresh=False
+    )
+    d = json.loads(path.read_text())
+    assert d["train/a"]["cpu_s"] == 4.0 and d["report"]["wall_s"] == 1.0 and d["total"]["wall_s"] == 8.0
+
+
+def _fake_study(tmp_path, per_run: dict) -> tuple:
+    """summary.json, timings.json and metrics.jsonl as the study writes them, for plan() runs."""
     import argparse
 
     study = load_study()
-    runs = {
-        "ldm-s0": ("ldm", {"fid": 500.0, "fidelity/single/overall": 0.4}),
-        "ldm-s1": ("ldm", {"fid": 600.0, "fidelity/single/overall": 0.6}),
-        "galip-s0": ("galip", {"fid": 800.0, "fidelity/single/overall": 0.2}),
-    }
-    summ = {
-        name: {
-            "family": fam,
-            "img_per_s": 10.0,
-            "latency_s": 0.5,
-            "evals": [
-                {"file": "eval_study_main.json", "metrics": m},
-                {"file": "other.json", "metrics": {"fid": 1.0}},
-            ],
+    a = study.parse_args(["--runs-root", str(tmp_path), "--budgets", "1000,4000", "--side-contestants", ""])
+    runs = [r for r in study.plan(a) if r.path.name in per_run]
+    summ, timings = {}, {}
+    for r in runs:
+        r.path.mkdir(parents=True)
+        (r.path / "metrics.jsonl").write_text(json.dumps({"images_seen": 32, "flops_per_image": 2e9}) + "\n")
+        summ[r.path.name] = {"family": r.label, "images_seen": r.budget, "img_per_s": 10.0, "latency_s": 0.5,
+                             "evals": [{"file": "eval_study_main.json", "metrics": per_run[r.path.name]}]}  # fmt: skip
+        timings[f"train/{r.path.name}"] = {"wall_s": 100.0, "cpu_s": 90.0}
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "summary.json").write_text(json.dumps(summ))
+    (out / "timings.json").write_text(json.dumps(timings))
+    return study, runs, out, argparse.Namespace(batch_size=32, eval_n=500)
+
+
+def test_results_tables_per_budget_with_intervals_and_difference_tests(tmp_path):
+    def m(fid, single, n_single=100):
+        return {
+            "fid": fid,
+            "fidelity/single/overall": single,
+            "fidelity/n_single": n_single,
+            "fidelity/n_two": 0,
         }
-        for name, (fam, m) in runs.items()
-    }
-    path = tmp_path / "summary.json"
-    path.write_text(json.dumps(summ))
-    a = argparse.Namespace(budget=1000, batch_size=32, eval_n=500, seeds="0,1")
-    rows = {
-        ln.split(" | ")[0].lstrip("| "): ln
-        for ln in study.results_table(path, ["ldm", "galip"], a).splitlines()
-    }
-    # only the main evaluation counts; mean ± sample std over seeds, n shown; a single seed says n=1
-    assert (
-        rows["FID-toy (judge features) ↓"]
-        == "| FID-toy (judge features) ↓ | 550.00 ± 70.71 (n=2) | 800.00 (n=1) |"
+
+    per_run = {"ldm-s0": m(500.0, 0.4), "ldm-s1": m(600.0, 0.6), "ldm-s2": m(550.0, 0.5),
+               "galip-s0": m(800.0, 0.2), "galip-s1": m(900.0, 0.1), "galip-s2": m(850.0, 0.15),
+               "ldm-4k-s0": m(300.0, 0.6), "galip-4k-s0": m(700.0, 0.4)}  # fmt: skip
+    study, runs, out, a = _fake_study(tmp_path, per_run)
+    text = study.ladder.write(out, runs, a)
+    small, big = text.split("**1000 images per run**")[1].split("**4000 images per run**")
+    rows = {ln.split(" | ")[0].lstrip("| "): ln for ln in small.splitlines() if ln.startswith("| ")}
+    # three seeds: mean ± std [bootstrap interval] and the exact permutation test (3 vs 3: p >= 0.1)
+    assert rows["FID-toy (judge features) ↓"].startswith(
+        "| FID-toy (judge features) ↓ | 550.0 ± 50.0 [500.0, 600.0] (n=3) | 850.0 ± 50.0"
     )
+    assert rows["FID-toy (judge features) ↓"].endswith("| p = 0.10 |")
+    rows = {ln.split(" | ")[0].lstrip("| "): ln for ln in big.splitlines() if ln.startswith("| ")}
+    # one seed: a Wilson interval over the 100 prompts, and a two-proportion z-test
     single = rows["prompt fidelity, single-object ↑"]
-    assert single == "| prompt fidelity, single-object ↑ | 0.500 ± 0.141 (n=2) | 0.200 (n=1) |"
-    # a metric no run reported is a dash, not a zero
-    assert rows["prompt fidelity, two-object ↑"].endswith("| - | - |")
+    assert "0.600 [0.502, 0.691]ᵂ (n=1)" in single and "0.400 [0.309, 0.498]ᵂ (n=1)" in single
+    assert single.endswith("| p = 0.005ᶻ |")  # z = 0.2 / sqrt(0.25 * 0.02) = 2.83
+    assert rows["FID-toy (judge features) ↓"].endswith("| 300.0 (n=1) | 700.0 (n=1) | - |")
+    # compute: the engine's FLOPs per image x the budget, CPU seconds from run.py's timings
+    assert "| training compute, TFLOP (engine's count) | 8.0 (n=1) | 8.0 (n=1) | - |" in big
+    assert "| training CPU seconds (run.py) | 90 (n=1) | 90 (n=1) | - |" in big
+    assert (out / "ladder.png").stat().st_size > 1000 and (
+        out / "results.md"
+    ).read_text().strip() == text.strip()
+
+
+def test_wilson_interval_and_two_proportion_test_against_hand_values():
+    study = load_study()
+    lo, hi = study.ladder.wilson(0.5, 100)
+    assert abs(lo - 0.4038) < 1e-4 and abs(hi - 0.5962) < 1e-4
+    assert study.ladder.wilson(0.0, 10)[0] == 0.0 and study.ladder.wilson(1.0, 10)[1] > 0.999
+    assert abs(study.ladder.two_proportion_p(0.6, 100, 0.4, 100) - 0.004678) < 1e-5
+    assert study.ladder.two_proportion_p(0.3, 50, 0.3, 80) == 1.0

@@ -15,6 +15,8 @@ import math
 import statistics
 from pathlib import Path
 
+import diagnose
+
 TABLE_KEYS = [  # (metric key in eval JSON / summary, label, digits)
     ("fid", "FID-toy (judge features) ↓", 1),
     ("kid", "KID-toy ↓", 0),
@@ -58,7 +60,7 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     d = 1 + z * z / n
     c = (p + z * z / (2 * n)) / d
     h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return c - h, c + h
+    return max(0.0, c - h), min(1.0, c + h)
 
 
 def two_proportion_p(p1: float, n1: int, p2: float, n2: int) -> float:
@@ -171,6 +173,9 @@ def write(out: Path, runs, a) -> str:
         "two-proportion z-test over prompts (one seed each)."
     )
     text = "\n\n".join([legend, *[budget_table(b, runs, rows, a) for b in budgets]])
+    diag = diagnose.table(runs)
+    if diag:
+        text += "\n\n**Diagnosis** (diagnose.py, single-object prompts of the final evaluation)\n\n" + diag
     (out / "results.md").write_text(text + "\n")
     if len(budgets) > 1:
         ladder_figure(out / "ladder.png", runs, rows)

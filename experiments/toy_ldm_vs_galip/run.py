@@ -12,6 +12,7 @@ half-trained run resumes exactly through the engine's checkpoint):
   2. eval   `python -m ldm_vs_gan.eval --run <run> --metric fid,kid,prdc,cmmd,fidelity,...`,
             an NFE sweep (--steps K) on the first seed of the first budget, and the guidance /
             truncation trade-off sweep on the first seed of every budget
+            and the diagnosis of every run (diagnose.py: what the judge and the frozen CLIP read)
   3. report `python -m ldm_vs_gan.compare LABEL=RUN ... --out <out>`, the per-budget tables
             (ladder.py) and, for the default report folder, the README's results block.
 
@@ -114,7 +115,7 @@ def _eval(run: Path, metrics: str, n: int, out: str, *extra: str) -> list[str]:
 
 def eval_cmds(run: Run, a, seeds: list[int], long_seeds: list[int]) -> list[tuple[list[str], Path]]:
     """The final evaluation; the NFE sweep on the first seed of the first budget; the trade-off
-    sweep on the first seed of every budget (main contestants)."""
+    sweep on the first seed of every budget (main contestants); the shape diagnosis (diagnose.py)."""
     logs, out = Path(a.runs_root) / "logs", []
     out.append(
         (_eval(run.path, EVAL_METRICS, a.eval_n, "eval_study_main.json"), logs / f"{run.path.name}.eval.log")
@@ -139,6 +140,10 @@ def eval_cmds(run: Run, a, seeds: list[int], long_seeds: list[int]) -> list[tupl
             extra = [f"--{knob}", v] if v != "default" else []
             cmd = _eval(run.path, "fid,fidelity,clip_score", a.nfe_n, f"eval_study_{knob}_{v}.json", *extra)
             out.append((cmd, logs / f"{run.path.name}.tradeoff.log"))
+    diag = [PY, str(HERE / "diagnose.py"), "--run", str(run.path), "--n", str(a.eval_n)]
+    out.append(
+        (diag + ["--out", str(run.path / "eval" / "diagnosis.json")], logs / f"{run.path.name}.diagnose.log")
+    )
     return [(c, log) for c, log in out if not Path(c[c.index("--out") + 1]).exists()]
 
 
