@@ -48,7 +48,7 @@ def nfe_points(runs, metric: str) -> dict[str, list]:
 
     from ldm_vs_gan.report.collect import comparable_key
 
-    evs = [(r, ev) for r in runs for ev in r.evals if metric in ev["metrics"]]
+    evs = [(r, ev) for r in runs for ev in r.evals if metric in ev["metrics"] and _steps_only(ev)]
     if not evs:
         return {}
     # the setting (N, extractor, data) with the most distinct sampling settings: the NFE sweep
@@ -77,25 +77,36 @@ def nfe_points(runs, metric: str) -> dict[str, list]:
     return out
 
 
+def _steps_only(ev: dict) -> bool:
+    """Evaluations at the family's default sampling or with only the step count changed (a
+    guidance or truncation sweep at the same N belongs to the trade-off, not to the NFE curve)."""
+    return set(ev["provenance"].get("sampling_overrides") or {}) <= {"steps"}
+
+
 def build_report(args) -> Path:
     from ldm_vs_gan.report import render
     from ldm_vs_gan.report.collect import panel
 
-    labels, runs_dirs = _labels(args.runs), _run_dirs([a.split("=", 1)[-1] for a in args.runs])
+    labels, paths = zip(*map(_label_and_path, args.runs))
+    runs_dirs = _run_dirs(list(paths))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     captions = panel(runs_dirs[0], args.panel)
     seeds = list(range(args.panel_seed, args.panel_seed + len(captions)))
-    runs = _collect_runs(runs_dirs, captions, seeds, all_grids=args.grid_runs == "all", labels=labels)
+    runs = _collect_runs(runs_dirs, captions, seeds, all_grids=args.grid_runs == "all", labels=list(labels))
     md, html = render.write(out, runs, _figures(runs, out), _notes(runs))
     _write_summary(out / "summary.json", runs)
     print(f"wrote {md} and {html}")
     return md
 
 
-def _labels(args: list[str]) -> list[str | None]:
-    """``LABEL=RUN_DIR`` -> LABEL; a plain run directory (even one with '=' in its path) -> None."""
-    return [a.split("=", 1)[0] if "=" in a and not Path(a).is_dir() else None for a in args]
+def _label_and_path(arg: str) -> tuple[str | None, str]:
+    """``LABEL=RUN_DIR`` -> (LABEL, RUN_DIR); a run directory (even one with '=' in its path) ->
+    (None, itself)."""
+    if "=" in arg and not Path(arg).is_dir():
+        label, path = arg.split("=", 1)
+        return label, path
+    return None, arg
 
 
 def _run_dirs(paths: list[str]) -> list[Path]:

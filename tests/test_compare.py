@@ -142,6 +142,30 @@ def test_compare_groups_runs_by_label(runs, tmp_path):
     }
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "(short, seed 0" in md and "(long, seed 1" in md
+    # a run directory whose path has '=' in it is a path, not a label
+    odd = tmp_path / "lr=1e-4"
+    odd.symlink_to(runs[0], target_is_directory=True)
+    torch.manual_seed(0)
+    assert compare.main([str(odd), "--out", str(tmp_path / "rep2"), "--panel", "2"]) == 0
+    assert json.loads((tmp_path / "rep2" / "summary.json").read_text())["lr=1e-4"]["family"] == "galip"
+
+
+def test_nfe_curve_leaves_out_the_trade_off_sweep():
+    """An evaluation with guidance or truncation changed is a trade-off point, not an NFE point."""
+    from ldm_vs_gan.report.collect import RunInfo
+
+    def ev(fid, overrides, steps=None):
+        prov = {"num_samples": 8, "extractor": {"name": "x"}, "data": {"source": "toy", "split": "heldout"},
+                "sampling_overrides": overrides, "sampling": {"steps": steps}, "seconds_per_image": 0.1}  # fmt: skip
+        return {"metrics": {"fid": fid}, "provenance": prov}
+
+    gan = RunInfo(path=None, name="g", family="galip", seed=0)
+    gan.evals = [ev(10.0, {}), ev(99.0, {"truncation": 0.5})]
+    ldm = RunInfo(path=None, name="l", family="ldm", seed=0)
+    ldm.evals = [ev(5.0, {"steps": 5}, 5), ev(4.0, {"steps": 50}, 50), ev(77.0, {"guidance": 7.0}, 20)]
+    pts = compare.nfe_points([gan, ldm], "fid")
+    assert [p[1] for p in pts["galip"]] == [10.0]
+    assert sorted(p[1] for p in pts["ldm"]) == [4.0, 5.0]
 
 
 def test_the_study_diagnosis_reads_generated_and_real_images_with_judge_and_clip(runs, tmp_path):
@@ -167,3 +191,13 @@ def test_the_study_diagnosis_reads_generated_and_real_images_with_judge_and_clip
         assert 0 <= d[f"{k}_fake"] <= 1 and 0 <= d[f"{k}_real"] <= 1
     for f in ("shape", "color", "size"):  # GALIP's Mate-D scores (image, caption) pairs
         assert 0 <= d[f"d_rejects_swapped_{f}_real"] <= 1 and 0 <= d[f"d_rejects_swapped_{f}_fake"] <= 1
+    # it reads the final evaluation's very images: the judge's shape reading equals eval's
+    e = tmp_path / "e.json"
+    torch.manual_seed(0)
+    assert (
+        ev.main(["--run", str(runs[0]), "--metric", "fidelity", "--num-samples", "16", "--out", str(e)]) == 0
+    )
+    m = json.loads(e.read_text())["metrics"]
+    assert m["fidelity/n_single"] == n
+    assert d["judge_shape_right_fake"] == round(m["fidelity/single/shape"], 4)
+    assert d["judge_color_right_fake"] == round(m["fidelity/single/color"], 4)

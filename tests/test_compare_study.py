@@ -1,10 +1,12 @@
 """The study script (`make compare`) plans the same budget and batch for both families and every
 seed, evaluates each run at the same N, and skips what is already done."""
 
+import argparse
 import importlib.util
 import json
 import sys
 
+import pytest
 from test_engine_support import REPO
 
 
@@ -36,6 +38,18 @@ def test_study_plan_is_fair_and_resumable(tmp_path, capsys):
     assert study.main(args) == 0
     out = capsys.readouterr().out
     assert "skip training galip-s1" in out and "seed=1 run_dir=" + str(tmp_path / "galip-s1") not in out
+    # a run trained past its budget is another budget's run: refused, not reused
+    man.write_text(json.dumps({"images_seen": 2000}))
+    with pytest.raises(SystemExit, match="galip-s1: trained to 2000 images, not its budget 1000"):
+        study.main(args)
+    # an evaluation made from other weights than the run's final ones is redone
+    run = next(r for r in study.plan(study.parse_args(args)) if r.path.name == "ldm-s0")
+    f = tmp_path / "ldm-s0" / "eval" / "eval_study_main.json"
+    f.parent.mkdir(parents=True)
+    f.write_text(json.dumps({"provenance": {"checkpoint": {"images_seen": 500}}}))
+    assert not study.done(f, run)
+    f.write_text(json.dumps({"provenance": {"checkpoint": {"images_seen": 1000}}}))
+    assert study.done(f, run)
 
 
 def test_jobs_run_concurrently_and_keep_each_jobs_order(tmp_path):
@@ -53,7 +67,10 @@ def test_jobs_run_concurrently_and_keep_each_jobs_order(tmp_path):
     a = tmp_path / "a.log"
     b = tmp_path / "b.log"
     touch = [sys.executable, "-c", f"import pathlib; pathlib.Path({str(gate)!r}).touch()"]
-    jobs = [("a", [(step("a1", wait_for=gate), a), (step("a2"), a)]), ("b", [(touch, b), (step("b2"), b)])]
+    jobs = [
+        ("a", [(step("a1", wait_for=gate), a), (step("a2"), a)], None),
+        ("b", [(touch, b), (step("b2"), b)], None),
+    ]
     t = study.run_all(jobs, 2, dry=False)
     assert set(t) == {"a", "b"} and all(v["wall_s"] > 0 for v in t.values())
     # job a's first command could only finish because job b ran at the same time
@@ -98,46 +115,48 @@ def test_ladder_plan_trains_later_budgets_and_side_contestants_for_the_long_seed
 def test_sh_records_wall_and_cpu_seconds_of_each_command(tmp_path):
     study = load_study()
     busy = [sys.executable, "-c", "x = 0\nfor i in range(3_000_000): x += i"]
-    t = study.run_all(
-        [
-            ("busy", [(busy, tmp_path / "b.log")]),
-            ("idle", [([sys.executable, "-c", "import time; time.sleep(0.5)"], tmp_path / "i.log")]),
-        ],
-        2,
-        dry=False,
-    )
+    idle = [sys.executable, "-c", "import time; time.sleep(0.5)"]
+    rec = tmp_path / "run" / "timings.json"
+    jobs = [
+        ("busy", [(busy, tmp_path / "b.log")], (rec, "train")),
+        ("idle", [(idle, tmp_path / "i.log")], None),
+    ]
+    t = study.run_all(jobs, 2, dry=False)
     assert t["busy"]["cpu_s"] > 0.1 and t["busy"]["wall_s"] > 0.1
     assert t["idle"]["wall_s"] >= 0.5 and t["idle"]["cpu_s"] < 0.4  # sleeping costs no CPU
-    # a resumed study keeps the stages it skipped and adds up its wall time
+    first = json.loads(rec.read_text())["train"]
+    assert first["commands"] == 1 and abs(first["cpu_s"] - t["busy"]["cpu_s"]) < 1e-9
+    # a failed (interrupted) command still counts: a resumed run adds its pieces
+    with pytest.raises(SystemExit, match="command failed"):
+        study.sh([sys.executable, "-c", "raise SystemExit(3)"], False, tmp_path / "f.log", (rec, "train"))
+    assert json.loads(rec.read_text())["train"]["commands"] == 2
+    # the study's timings.json gathers the runs' records; its total adds up resumed invocations
+    runs = [argparse.Namespace(path=tmp_path / "run"), argparse.Namespace(path=tmp_path / "none")]
     path = tmp_path / "timings.json"
-    study.write_timings(
-        path, {"train/a": {"wall_s": 5.0, "cpu_s": 4.0}, "total": {"wall_s": 6.0}}, fresh=True
-    )
-    study.write_timings(
-        path, {"report": {"wall_s": 1.0, "cpu_s": 1.0}, "total": {"wall_s": 2.0}}, fresh=False
-    )
+    study.write_timings(path, runs, (1.0, 0.5), 6.0, fresh=True)
+    study.write_timings(path, runs, (2.0, 1.5), 2.0, fresh=False)
     d = json.loads(path.read_text())
-    assert d["train/a"]["cpu_s"] == 4.0 and d["report"]["wall_s"] == 1.0 and d["total"]["wall_s"] == 8.0
+    assert d["run"]["train"]["commands"] == 2 and "none" not in d
+    assert d["report"] == {"wall_s": 2.0, "cpu_s": 1.5} and d["total"]["wall_s"] == 8.0
 
 
 def _fake_study(tmp_path, per_run: dict) -> tuple:
-    """summary.json, timings.json and metrics.jsonl as the study writes them, for plan() runs."""
-    import argparse
-
+    """summary.json and each run's timings.json and metrics.jsonl as the study writes them."""
     study = load_study()
     a = study.parse_args(["--runs-root", str(tmp_path), "--budgets", "1000,4000", "--side-contestants", ""])
     runs = [r for r in study.plan(a) if r.path.name in per_run]
-    summ, timings = {}, {}
+    summ = {}
     for r in runs:
         r.path.mkdir(parents=True)
         (r.path / "metrics.jsonl").write_text(json.dumps({"images_seen": 32, "flops_per_image": 2e9}) + "\n")
         summ[r.path.name] = {"family": r.label, "images_seen": r.budget, "img_per_s": 10.0, "latency_s": 0.5,
                              "evals": [{"file": "eval_study_main.json", "metrics": per_run[r.path.name]}]}  # fmt: skip
-        timings[f"train/{r.path.name}"] = {"wall_s": 100.0, "cpu_s": 90.0}
+        (r.path / "timings.json").write_text(
+            json.dumps({"train": {"wall_s": 100.0, "cpu_s": 90.0, "commands": 1}})
+        )
     out = tmp_path / "rep"
     out.mkdir()
     (out / "summary.json").write_text(json.dumps(summ))
-    (out / "timings.json").write_text(json.dumps(timings))
     return study, runs, out, argparse.Namespace(batch_size=32, eval_n=500)
 
 
@@ -174,6 +193,13 @@ def test_results_tables_per_budget_with_intervals_and_difference_tests(tmp_path)
     assert (out / "ladder.png").stat().st_size > 1000 and (
         out / "results.md"
     ).read_text().strip() == text.strip()
+
+
+def test_tables_skip_nan_and_infinite_values():
+    study = load_study()
+    rows = [{"img_per_s": float("nan")}, {"img_per_s": 3.0}, {"img_per_s": float("inf")}]
+    assert study.ladder.cell("img_per_s", rows, 1) == "3.0 (n=1)"
+    assert study.ladder.difference("img_per_s", rows, rows) == "-"
 
 
 def test_wilson_interval_and_two_proportion_test_against_hand_values():

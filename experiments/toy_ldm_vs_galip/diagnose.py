@@ -2,8 +2,9 @@
 
     python experiments/toy_ldm_vs_galip/diagnose.py --run RUN_DIR [--n 500] [--out FILE]
 
-On the single-object prompts among the first N held-out captions (the final evaluation's prompts,
-generation seeds 0, 1, ...), it reads the generated images twice, with the toy judge (trained on
+On the single-object prompts among the first N held-out captions, with the final evaluation's
+images (same prompts, seeds and batches: the judge's shape reading here equals the evaluation's
+``fidelity/single/shape``), it reads the generated images twice, with the toy judge (trained on
 the world's labels: the ground truth) and with the run's frozen CLIP (zero-shot over the 16
 captions "a {colour} {shape}"), and reads the real held-out images of the same prompts the same
 way. A generator trained against a CLIP-based critic (GALIP's CLIP loss and CLIP-feature
@@ -41,6 +42,7 @@ def clip_reading(clip, images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 @torch.no_grad()
 def diagnose(run_dir: str | Path, n: int = 500, batch: int = 64) -> dict:
     from ldm_vs_gan.data import Batch, heldout_batch
+    from ldm_vs_gan.metrics.generation import eval_seeds, generate_sharded
     from ldm_vs_gan.metrics.quick import to_uint8
     from ldm_vs_gan.toy.judge import load_judge
     from ldm_vs_gan.toy.metrics import swapped_caption_rejection
@@ -50,10 +52,13 @@ def diagnose(run_dir: str | Path, n: int = 500, batch: int = 64) -> dict:
     fam, cfg, info = load_run(run_dir)
     held = heldout_batch(cfg.data, n)
     single = [i for i, a in enumerate(held.attributes) if a and len(a.get("objects", [])) == 1]
+    if not single:
+        raise SystemExit(f"diagnose: no single-object prompt among the first {n} held-out captions")
     caps = [held.captions[i] for i in single]
     attrs = [held.attributes[i] for i in single]
-    fake = torch.cat([fam.generate(caps[i : i + batch], list(range(i, i + batch))[: len(caps[i : i + batch])]).cpu()
-                      for i in range(0, len(caps), batch)])  # fmt: skip
+    # the final evaluation's images: its prompts, seeds and batches (eval --seed 0, batch 64)
+    fake, _ = generate_sharded(fam, held.captions, eval_seeds(0, len(held)), batch_size=batch)
+    fake = fake[single]
     real = to_uint8(held.images[single])
     shape = torch.tensor([SHAPES.index(a["objects"][0]["shape"]) for a in attrs])
     color = torch.tensor([COLORS.index(a["objects"][0]["color"]) for a in attrs])
@@ -96,7 +101,9 @@ def main(argv=None) -> int:
     out = Path(a.out or Path(a.run) / "eval" / "diagnosis.json")
     d = diagnose(a.run, a.n)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(d, indent=2) + "\n")
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(d, indent=2) + "\n")
+    tmp.replace(out)  # whole or absent: the study skips a run whose diagnosis exists
     print(json.dumps({k: v for k, v in d.items() if not isinstance(v, (list, dict))}))
     return 0
 
@@ -116,8 +123,8 @@ READINGS = [  # (key in diagnosis.json, label)
     ("top_shape_share", "generated: share of the most-drawn shape (judge; 0.25 = even)"),
     ("d_rejects_swapped_shape_real", "Mate-D prefers own caption to shape-swapped, real images"),
     ("d_rejects_swapped_color_real", "Mate-D prefers own caption to colour-swapped, real images"),
-    ("d_rejects_swapped_shape_fake", "Mate-D prefers asked caption to shape-swapped, generated images"),
-    ("d_rejects_swapped_color_fake", "Mate-D prefers asked caption to colour-swapped, generated images"),
+    ("d_rejects_swapped_shape_fake", "Mate-D prefers the asked caption to shape-swapped, generated"),
+    ("d_rejects_swapped_color_fake", "Mate-D prefers the asked caption to colour-swapped, generated"),
 ]
 
 

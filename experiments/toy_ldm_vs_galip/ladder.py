@@ -1,8 +1,8 @@
 """The study's answer at each budget: per-budget tables with intervals, and the ladder figure.
 
 Reads what the study wrote: ``<out>/summary.json`` (compare: every run's evaluations),
-``<out>/timings.json`` (run.py: wall and CPU seconds per command) and each run's ``metrics.jsonl``
-(the engine's FLOPs per image). Intervals: over seeds, mean ± std and a percentile-bootstrap 95%
+each run's ``timings.json`` (run.py: wall and CPU seconds of its training and evaluation) and
+``metrics.jsonl`` (the engine's FLOPs per image). Intervals: over seeds, mean ± std and a percentile-bootstrap 95%
 interval of the mean; for a single seed, a Wilson 95% interval of a proportion over the evaluated
 prompts (sample-set variation only: it says nothing about another training run). Differences:
 the permutation test over seeds, or with one seed each a two-proportion z-test over prompts.
@@ -75,7 +75,6 @@ def two_proportion_p(p1: float, n1: int, p2: float, n2: int) -> float:
 def rows_by_run(out: Path, runs) -> dict[str, dict]:
     """Run name -> the final evaluation's metrics plus the compute figures of that run."""
     summ = json.loads((out / "summary.json").read_text())
-    timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
     rows = {}
     for r in runs:
         info = summ.get(r.path.name)
@@ -83,8 +82,9 @@ def rows_by_run(out: Path, runs) -> dict[str, dict]:
             continue
         main = next((e["metrics"] for e in info["evals"] if e["file"] == "eval_study_main.json"), {})
         row = {**main, "latency_s": info["latency_s"], "img_per_s": info["img_per_s"]}
-        t = timings.get(f"train/{r.path.name}")
-        if isinstance(t, dict) and "cpu_s" in t:
+        f = r.path / "timings.json"
+        t = json.loads(f.read_text()).get("train") if f.is_file() else None
+        if t:
             row["train_cpu_s"] = t["cpu_s"]
         fpi = _flops_per_image(r.path / "metrics.jsonl")
         if fpi:
@@ -106,8 +106,12 @@ def _flops_per_image(log: Path) -> float | None:
     return None
 
 
+def _finite(rows: list[dict], key: str) -> list[float]:
+    return [float(r[key]) for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+
+
 def cell(key: str, rows: list[dict], digits: int) -> str:
-    vals = [float(r[key]) for r in rows if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
+    vals = _finite(rows, key)
     if not vals:
         return "-"
     if len(vals) > 1:
@@ -128,8 +132,7 @@ def _count(key: str, row: dict) -> int:
 
 
 def difference(key: str, a: list[dict], b: list[dict]) -> str:
-    va = [float(r[key]) for r in a if isinstance(r.get(key), (int, float))]
-    vb = [float(r[key]) for r in b if isinstance(r.get(key), (int, float))]
+    va, vb = _finite(a, key), _finite(b, key)
     if len(va) >= 2 and len(vb) >= 2:
         from ldm_vs_gan.metrics.stats import permutation_test
 
@@ -169,8 +172,10 @@ def write(out: Path, runs, a) -> str:
     budgets = sorted({r.budget for r in runs})
     legend = (
         "Mean ± std [95% bootstrap interval of the mean] over seeds; with one seed, ᵂ marks a Wilson "
-        "95% interval over the evaluated prompts. Last column: permutation test over seeds, or ᶻ a "
-        "two-proportion z-test over prompts (one seed each)."
+        "95% interval over the evaluated prompts. Last column: the permutation test over seeds (3 vs "
+        "3 seeds cannot go below p = 0.10), or ᶻ a two-proportion z-test over prompts when each side "
+        "has one training run: that one covers only which prompts and seeds were drawn, not another "
+        "training run, so it is the weaker evidence despite its smaller p."
     )
     text = "\n\n".join([legend, *[budget_table(b, runs, rows, a) for b in budgets]])
     diag = diagnose.table(runs)
@@ -178,13 +183,15 @@ def write(out: Path, runs, a) -> str:
         text += "\n\n**Diagnosis** (diagnose.py, single-object prompts of the final evaluation)\n\n" + diag
     (out / "results.md").write_text(text + "\n")
     if len(budgets) > 1:
-        ladder_figure(out / "ladder.png", runs, rows)
+        long_seeds = {r.seed for r in runs if r.budget == budgets[-1]}
+        ladder_figure(out / "ladder.png", [r for r in runs if r.seed in long_seeds], rows)
     return text
 
 
 def ladder_figure(path: Path, runs, rows: dict[str, dict]) -> Path:
-    """Final-evaluation metrics at each budget, against images seen and against training compute:
-    mean over seeds with the std (or, one seed, the Wilson interval) as error bars."""
+    """Final-evaluation metrics at each budget, against images seen and against training compute,
+    for the seeds trained at every budget: mean over them with the std, or with one seed the
+    Wilson interval over prompts, as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,7 +215,13 @@ def ladder_figure(path: Path, runs, rows: dict[str, dict]) -> Path:
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle("final evaluation (N=500 held-out prompts) at each budget", fontsize=10)
+    seeds = sorted({r.seed for r in runs})
+    n = max((_count("fidelity", x) for x in rows.values()), default=0)
+    fig.suptitle(
+        f"final evaluation (N={n} held-out prompts) at each budget, seed(s) {seeds}; error bars: "
+        + ("std over seeds" if len(seeds) > 1 else "Wilson 95% over prompts (fidelity), none (FID, PRDC)"),
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -223,7 +236,7 @@ def _ladder_points(contestant: str, key: str, runs, rows) -> list[dict]:
             for r in runs
             if r.contestant == contestant and r.budget == b and r.path.name in rows
         ]
-        vals = [float(x[key]) for x in rs if isinstance(x.get(key), (int, float))]
+        vals = _finite(rs, key)
         if not vals:
             continue
         m = statistics.fmean(vals)

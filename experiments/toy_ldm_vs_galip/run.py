@@ -144,7 +144,7 @@ def eval_cmds(run: Run, a, seeds: list[int], long_seeds: list[int]) -> list[tupl
     out.append(
         (diag + ["--out", str(run.path / "eval" / "diagnosis.json")], logs / f"{run.path.name}.diagnose.log")
     )
-    return [(c, log) for c, log in out if not Path(c[c.index("--out") + 1]).exists()]
+    return [(c, log) for c, log in out if not done(Path(c[c.index("--out") + 1]), run)]
 
 
 def parse_args(argv=None):
@@ -196,8 +196,10 @@ def parse_args(argv=None):
 THREADS = {"n": None}  # OpenMP threads per subprocess (main sets it from --jobs)
 
 
-def sh(cmd: list[str], dry: bool, log: Path | None = None) -> tuple[float, float]:
-    """Run one command; (wall seconds, CPU seconds of the command and its children)."""
+def sh(cmd: list[str], dry: bool, log: Path | None = None, record: tuple[Path, str] | None = None):
+    """Run one command; (wall seconds, CPU seconds of the command and its children). With
+    ``record=(file, stage)`` both are added to that run's timings file at once, also when the
+    command fails or is killed, so an interrupted and resumed run counts every piece."""
     print("$ " + " ".join(cmd), flush=True)
     if dry:
         return 0.0, 0.0
@@ -219,24 +221,58 @@ def sh(cmd: list[str], dry: bool, log: Path | None = None) -> tuple[float, float
     finally:
         if f is not None:
             f.close()
+    wall, cpu = time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
+    if record is not None:
+        add_time(*record, wall, cpu)
     if proc.returncode != 0:
         tail = log.read_text()[-2000:] if log is not None and log.exists() else ""
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
-    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
+    return wall, cpu
 
 
-def trained(run: Path, budget: int) -> bool:
-    man = run / "weights" / "manifest.json"
-    return man.is_file() and json.loads(man.read_text()).get("images_seen", 0) >= budget
+def add_time(path: Path, stage: str, wall: float, cpu: float) -> None:
+    """Accumulate one command's seconds under ``stage`` in a run's ``timings.json``."""
+    d = json.loads(path.read_text()) if path.is_file() else {}
+    t = d.setdefault(stage, {"wall_s": 0.0, "cpu_s": 0.0, "commands": 0})
+    t["wall_s"] += wall
+    t["cpu_s"] += cpu
+    t["commands"] += 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(d, indent=2) + "\n")
+    tmp.replace(path)
 
 
-def run_all(jobs: list[tuple[str, list[tuple[list[str], Path]]]], n: int, dry: bool) -> dict[str, dict]:
-    """Run ``(key, [(cmd, log), ...])`` jobs, ``n`` at a time (commands of one job in order).
-    Returns ``{key: {"wall_s", "cpu_s"}}``. The first failure stops the study (after running jobs end)."""
+def trained(run: Run) -> bool:
+    """Trained to its budget; a run trained past it is refused (it is another budget's run)."""
+    man = run.path / "weights" / "manifest.json"
+    seen = json.loads(man.read_text()).get("images_seen", 0) if man.is_file() else 0
+    if seen > run.budget:
+        raise SystemExit(f"{run.path}: trained to {seen} images, not its budget {run.budget}: move it away")
+    return seen == run.budget
+
+
+def done(out: Path, run: Run) -> bool:
+    """An evaluation's output exists and was made from this run's final weights."""
+    if not out.is_file():
+        return False
+    if out.name == "diagnosis.json":
+        return json.loads(out.read_text()).get("images_seen") == run.budget
+    prov = json.loads(out.read_text()).get("provenance", {})
+    return (prov.get("checkpoint") or {}).get("images_seen") == run.budget
+
+
+Job = tuple[str, list[tuple[list[str], Path]], tuple[Path, str] | None]
+
+
+def run_all(jobs: list[Job], n: int, dry: bool) -> dict[str, dict]:
+    """Run ``(key, [(cmd, log), ...], record)`` jobs, ``n`` at a time (commands of one job in
+    order; ``record``: see :func:`sh`). Returns ``{key: {"wall_s", "cpu_s"}}`` of this call. The
+    first failure stops the study (after the running jobs end)."""
 
     def one(job):
-        key, cmds = job
-        times = [sh(cmd, dry, log) for cmd, log in cmds]
+        key, cmds, record = job
+        times = [sh(cmd, dry, log, record) for cmd, log in cmds]
         return key, {"wall_s": sum(t[0] for t in times), "cpu_s": sum(t[1] for t in times)}
 
     if n <= 1 or dry:
@@ -250,55 +286,54 @@ def main(argv=None) -> int:
     runs, out = plan(a), Path(a.out)
     seeds, long_seeds = _ints(a.seeds), _ints(a.long_seeds)
     THREADS["n"] = max(1, (os.cpu_count() or 2) // max(1, a.jobs))
-    timings: dict[str, dict] = {}
-    t_start = time.perf_counter()
+    t_start, logs = time.perf_counter(), Path(a.runs_root) / "logs"
     train_jobs = []
     for r in runs:
-        if trained(r.path, r.budget):
+        if trained(r):
             print(f"skip training {r.path.name}: done")
             continue
-        train_jobs.append(
-            (
-                f"train/{r.path.name}",
-                [(train_cmd(r, a), Path(a.runs_root) / "logs" / f"{r.path.name}.train.log")],
-            )
-        )
+        record = (r.path / "timings.json", "train")
+        train_jobs.append((r.path.name, [(train_cmd(r, a), logs / f"{r.path.name}.train.log")], record))
     # longest runs first, so the last to start is a short one and both cores stay busy; the
     # first-use stages (toy world, CLIP, VAE, judge) are file-locked: concurrent runs wait for them
-    order = {f"train/{r.path.name}": (-r.budget * (3 if r.family == "galip" else 1), r.seed) for r in runs}
+    order = {r.path.name: (-r.budget * (3 if r.family == "galip" else 1), r.seed) for r in runs}
     train_jobs.sort(key=lambda j: order[j[0]])
-    timings.update(run_all(train_jobs, a.jobs, a.dry_run))
-    eval_jobs = [(f"eval/{r.path.name}", eval_cmds(r, a, seeds, long_seeds)) for r in runs]
-    timings.update(run_all([j for j in eval_jobs if j[1]], a.jobs, a.dry_run))
+    run_all(train_jobs, a.jobs, a.dry_run)
+    eval_jobs = [
+        (r.path.name, eval_cmds(r, a, seeds, long_seeds), (r.path / "timings.json", "eval")) for r in runs
+    ]
+    run_all([j for j in eval_jobs if j[1]], a.jobs, a.dry_run)
     compare = [PY, "-m", "ldm_vs_gan.compare", *[f"{r.label}={r.path}" for r in runs], "--out", str(out)]
-    wall, cpu = sh(compare, a.dry_run)
-    timings["report"] = {"wall_s": wall, "cpu_s": cpu}
-    timings["total"] = {"wall_s": time.perf_counter() - t_start}
+    report = sh(compare, a.dry_run)
     if a.dry_run:
         return 0
-    write_timings(out / "timings.json", timings, fresh=len(train_jobs) == len(runs))
+    fresh = len(train_jobs) == len(runs)  # every run trained now: an older study's total is not ours
+    write_timings(out / "timings.json", runs, report, time.perf_counter() - t_start, fresh)
     table = ladder.write(out, runs, a)
-    if out.resolve() == (HERE / "report").resolve() and not a.preset:  # smoke runs never touch README
-        update_readme(table)
+    if out.resolve().parent == HERE and not a.preset:  # smoke runs never touch README
+        update_readme(table, "results" + out.name.removeprefix("report"))
     print(table)
     return 0
 
 
-def write_timings(path: Path, timings: dict, fresh: bool) -> None:
-    """A resumed study keeps the timings of the stages it skipped, and its total is the wall time
-    of every invocation (a resume that only re-renders the report must not replace 40 minutes with
-    40 seconds); a study that trained every run starts afresh."""
+def write_timings(path: Path, runs: list[Run], report: tuple[float, float], wall: float, fresh: bool) -> None:
+    """Where the time went: each run's train/eval seconds (its own timings.json, summed over every
+    invocation that worked on it), this report's, and the wall time of every invocation of the
+    study that wrote to this folder (a resume that only re-renders the report adds its seconds)."""
     prev = json.loads(path.read_text()) if path.exists() and not fresh else {}
-    prev = {k: v for k, v in prev.items() if isinstance(v, dict)}  # an older flat format: dropped
-    total = timings["total"]["wall_s"] + prev.get("total", {}).get("wall_s", 0.0)
-    merged = {**prev, **timings, "total": {"wall_s": total}}
-    path.write_text(json.dumps(merged, indent=2) + "\n")
+    total = wall + (prev.get("total") or {}).get("wall_s", 0.0)
+    d = {r.path.name: json.loads(f.read_text()) for r in runs if (f := r.path / "timings.json").is_file()}
+    d["report"] = {"wall_s": report[0], "cpu_s": report[1]}
+    d["total"] = {"wall_s": total}
+    path.write_text(json.dumps(d, indent=2) + "\n")
 
 
-def update_readme(table: str) -> None:
+def update_readme(table: str, marker: str) -> None:
+    """The results block between ``<!-- MARKER:start -->`` and ``<!-- MARKER:end -->``: results
+    for report/, results-long for report-long/."""
     readme = HERE / "README.md"
     text = readme.read_text()
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     if start in text and end in text:
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)

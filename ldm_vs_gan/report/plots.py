@@ -11,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ldm_vs_gan.report.collect import LOWER_BETTER, RunInfo, curve, flops_per_image  # noqa: E402
 
-COLORS = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
+COLORS = [
+    f"tab:{c}" for c in ("blue", "red", "green", "purple", "orange", "brown", "pink", "gray", "olive", "cyan")
+]
 
 
 def family_colors(runs: list[RunInfo]) -> dict[str, str]:
