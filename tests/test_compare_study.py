@@ -209,3 +209,49 @@ def test_wilson_interval_and_two_proportion_test_against_hand_values():
     assert study.ladder.wilson(0.0, 10)[0] == 0.0 and study.ladder.wilson(1.0, 10)[1] > 0.999
     assert abs(study.ladder.two_proportion_p(0.6, 100, 0.4, 100) - 0.004678) < 1e-5
     assert study.ladder.two_proportion_p(0.3, 50, 0.3, 80) == 1.0
+
+
+def test_a_preempted_study_resumes_its_run_and_counts_every_piece(tmp_path):
+    """SIGTERM to the study's process group (a preemption): the training run writes a checkpoint
+    and exits 75, the study records its seconds and exits 75; the same command resumes the run from
+    that checkpoint to its budget, evaluates it and writes the report."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    root = tmp_path / "runs"
+    cmd = [sys.executable, str(REPO / "experiments/toy_ldm_vs_galip/run.py"), "--preset", "tiny",
+           "--contestants", "ldm", "--seeds", "0", "--budgets", "512", "--batch-size", "8",
+           "--quick-every", "0", "--eval-n", "24", "--nfe", "", "--guidance", "", "--truncation", "",
+           "--jobs", "1", "--runs-root", str(root), "--out", str(tmp_path / "rep"),
+           "--extra", "data.n_train=64 data.n_heldout=48 data.shard_size=64 data.judge.epochs=1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    log, t0 = root / "ldm-s0" / "metrics.jsonl", time.time()
+    while not (log.is_file() and '"images_seen": 64' in log.read_text()) and time.time() - t0 < 300:
+        assert first.poll() is None, first.stdout.read().decode()[-2000:]
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGTERM)
+    out = first.communicate(timeout=300)[0].decode()
+    assert first.returncode == 75, out[-2000:]
+    assert "stopped early (resumable)" in out
+    ckpt = json.loads((root / "ldm-s0" / "timings.json").read_text())
+    assert ckpt["train"]["commands"] == 1 and ckpt["train"]["cpu_s"] > 0
+    stopped_at = json.loads((root / "ldm-s0" / "weights" / "manifest.json").read_text())["images_seen"]
+    assert 64 <= stopped_at < 512  # checkpointed part-way
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    train_log = (root / "logs" / "ldm-s0.train.log").read_text()
+    assert "resum" in train_log.lower(), train_log[-2000:]
+    man = json.loads((root / "ldm-s0" / "weights" / "manifest.json").read_text())
+    assert man["images_seen"] == 512
+    t = json.loads((root / "ldm-s0" / "timings.json").read_text())
+    assert (
+        t["train"]["commands"] == 2
+        and t["train"]["cpu_s"] > ckpt["train"]["cpu_s"]
+        and t["eval"]["commands"] == 2
+    )
+    assert (tmp_path / "rep" / "results.md").is_file() and (tmp_path / "rep" / "report.md").is_file()

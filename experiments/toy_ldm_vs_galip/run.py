@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ sys.path.insert(0, str(HERE))
 import ladder  # noqa: E402
 
 PY = sys.executable
+EXIT_STOPPED = 75  # python -m ldm_vs_gan.train: stopped by a signal after a checkpoint, resumable
 EVAL_METRICS = "fid,kid,prdc,cmmd,fidelity,diversity,clip_score"
 CONTESTANTS = {  # name: (model family, Hydra overrides on top of the family's toy defaults)
     "ldm": ("ldm", []),
@@ -136,7 +138,8 @@ def eval_cmds(run: Run, a, seeds: list[int], long_seeds: list[int]) -> list[tupl
             )
     if first:
         knob, values = ("guidance", a.guidance) if run.family == "ldm" else ("truncation", a.truncation)
-        for v in ["default", *[x.strip() for x in values.split(",") if x.strip()]]:
+        values = [x.strip() for x in values.split(",") if x.strip()]
+        for v in ["default", *values] if values else []:
             extra = [f"--{knob}", v] if v != "default" else []
             cmd = _eval(run.path, "fid,fidelity,clip_score", a.nfe_n, f"eval_study_{knob}_{v}.json", *extra)
             out.append((cmd, logs / f"{run.path.name}.tradeoff.log"))
@@ -224,10 +227,19 @@ def sh(cmd: list[str], dry: bool, log: Path | None = None, record: tuple[Path, s
     wall, cpu = time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
     if record is not None:
         add_time(*record, wall, cpu)
+    if proc.returncode == EXIT_STOPPED:  # the engine checkpointed on SIGTERM/SIGINT
+        print(f"stopped early (resumable): {' '.join(cmd)}", file=sys.stderr)
+        raise SystemExit(EXIT_STOPPED)
     if proc.returncode != 0:
         tail = log.read_text()[-2000:] if log is not None and log.exists() else ""
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
     return wall, cpu
+
+
+def on_stop_signal(signum, frame) -> None:
+    """SIGTERM/SIGINT reach the whole process group: the training runs write a checkpoint and exit
+    75, and the study stops after recording their seconds; the same command resumes it."""
+    print(f"{signal.Signals(signum).name}: waiting for the running commands to stop", file=sys.stderr)
 
 
 def add_time(path: Path, stage: str, wall: float, cpu: float) -> None:
@@ -286,6 +298,8 @@ def main(argv=None) -> int:
     runs, out = plan(a), Path(a.out)
     seeds, long_seeds = _ints(a.seeds), _ints(a.long_seeds)
     THREADS["n"] = max(1, (os.cpu_count() or 2) // max(1, a.jobs))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_stop_signal)
     t_start, logs = time.perf_counter(), Path(a.runs_root) / "logs"
     train_jobs = []
     for r in runs:
