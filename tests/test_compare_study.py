@@ -112,6 +112,23 @@ def test_ladder_plan_trains_later_budgets_and_side_contestants_for_the_long_seed
     assert f"galip_faithful@4k={tmp_path / 'galip_faithful-4k-s0'}" in report
 
 
+def test_a_failed_job_lets_the_running_one_end_and_starts_no_other(tmp_path):
+    study = load_study()
+    study.STOP.clear()
+    fail = [sys.executable, "-c", "raise SystemExit(3)"]
+    slow = [
+        sys.executable,
+        "-c",
+        f"import time, pathlib; time.sleep(1); pathlib.Path({str(tmp_path / 'b')!r}).touch()",
+    ]
+    late = [sys.executable, "-c", f"import pathlib; pathlib.Path({str(tmp_path / 'c')!r}).touch()"]
+    jobs = [(k, [(c, tmp_path / f"{k}.log")], None) for k, c in (("a", fail), ("b", slow), ("c", late))]
+    with pytest.raises(SystemExit, match="command failed"):
+        study.run_all(jobs, 2, dry=False)
+    assert (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    study.STOP.clear()
+
+
 def test_sh_records_wall_and_cpu_seconds_of_each_command(tmp_path):
     study = load_study()
     busy = [sys.executable, "-c", "x = 0\nfor i in range(3_000_000): x += i"]

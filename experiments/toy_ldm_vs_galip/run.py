@@ -29,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -239,6 +240,7 @@ def sh(cmd: list[str], dry: bool, log: Path | None = None, record: tuple[Path, s
 def on_stop_signal(signum, frame) -> None:
     """SIGTERM/SIGINT reach the whole process group: the training runs write a checkpoint and exit
     75, and the study stops after recording their seconds; the same command resumes it."""
+    STOP.set()
     print(f"{signal.Signals(signum).name}: waiting for the running commands to stop", file=sys.stderr)
 
 
@@ -277,14 +279,25 @@ def done(out: Path, run: Run) -> bool:
 Job = tuple[str, list[tuple[list[str], Path]], tuple[Path, str] | None]
 
 
+STOP = threading.Event()  # set by a failed or stopped command, or a signal: no queued job starts
+
+
 def run_all(jobs: list[Job], n: int, dry: bool) -> dict[str, dict]:
     """Run ``(key, [(cmd, log), ...], record)`` jobs, ``n`` at a time (commands of one job in
     order; ``record``: see :func:`sh`). Returns ``{key: {"wall_s", "cpu_s"}}`` of this call. The
-    first failure stops the study (after the running jobs end)."""
+    first failure or stop signal lets the running jobs end, starts no other, and stops the study."""
 
     def one(job):
         key, cmds, record = job
-        times = [sh(cmd, dry, log, record) for cmd, log in cmds]
+        times = []
+        for cmd, log in cmds:
+            if STOP.is_set():
+                raise SystemExit(EXIT_STOPPED)
+            try:
+                times.append(sh(cmd, dry, log, record))
+            except BaseException:
+                STOP.set()
+                raise
         return key, {"wall_s": sum(t[0] for t in times), "cpu_s": sum(t[1] for t in times)}
 
     if n <= 1 or dry:
@@ -298,6 +311,7 @@ def main(argv=None) -> int:
     runs, out = plan(a), Path(a.out)
     seeds, long_seeds = _ints(a.seeds), _ints(a.long_seeds)
     THREADS["n"] = max(1, (os.cpu_count() or 2) // max(1, a.jobs))
+    STOP.clear()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_stop_signal)
     t_start, logs = time.perf_counter(), Path(a.runs_root) / "logs"
