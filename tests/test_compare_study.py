@@ -243,7 +243,8 @@ def test_a_preempted_study_resumes_its_run_and_counts_every_piece(tmp_path):
            "--quick-every", "0", "--eval-n", "24", "--nfe", "", "--guidance", "", "--truncation", "",
            "--jobs", "1", "--runs-root", str(root), "--out", str(tmp_path / "rep"),
            "--extra", "data.n_train=64 data.n_heldout=48 data.shard_size=64 data.judge.epochs=1"]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a cache of its own: its real statistics must not become another test's cache hit
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LDM_VS_GAN_CACHE": str(tmp_path / "cache")}
     first = subprocess.Popen(
         cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
