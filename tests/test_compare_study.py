@@ -228,6 +228,7 @@ def test_wilson_interval_and_two_proportion_test_against_hand_values():
     assert study.ladder.two_proportion_p(0.3, 50, 0.3, 80) == 1.0
 
 
+@pytest.mark.slow  # ~40 s of seven subprocesses; the engine's own preemption test is in the fast suite
 def test_a_preempted_study_resumes_its_run_and_counts_every_piece(tmp_path):
     """SIGTERM to the study's process group (a preemption): the training run writes a checkpoint
     and exits 75, the study records its seconds and exits 75; the same command resumes the run from
