@@ -24,19 +24,6 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-
-
-@torch.no_grad()
-def clip_reading(clip, images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(colour index, shape index) of the CLIP's best caption among "a {colour} {shape}"."""
-    from ldm_vs_gan.toy.world import COLORS, SHAPES
-
-    pairs = [(c, s) for c in COLORS for s in SHAPES]
-    txt = F.normalize(clip.encode_text([f"a {c} {s}" for c, s in pairs]).pooled.float(), dim=-1)
-    img = F.normalize(clip.encode_image(images_u8.float() / 127.5 - 1.0).float(), dim=-1)
-    pick = (img @ txt.t()).argmax(1)
-    return pick // len(SHAPES), pick % len(SHAPES)
 
 
 @torch.no_grad()
@@ -45,7 +32,7 @@ def diagnose(run_dir: str | Path, n: int = 500, batch: int = 64) -> dict:
     from ldm_vs_gan.metrics.generation import eval_seeds, generate_sharded
     from ldm_vs_gan.metrics.quick import to_uint8
     from ldm_vs_gan.toy.judge import load_judge
-    from ldm_vs_gan.toy.metrics import swapped_caption_rejection
+    from ldm_vs_gan.toy.metrics import clip_reading, swapped_caption_rejection
     from ldm_vs_gan.toy.world import COLORS, SHAPES
     from ldm_vs_gan.training import load_run
 

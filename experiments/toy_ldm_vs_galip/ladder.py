@@ -17,6 +17,8 @@ from pathlib import Path
 
 import diagnose
 
+from ldm_vs_gan.report.collect import flops_per_image, read_log
+
 TABLE_KEYS = [  # (metric key in eval JSON / summary, label, digits)
     ("fid", "FID-toy (judge features) ↓", 1),
     ("kid", "KID-toy ↓", 0),
@@ -86,24 +88,11 @@ def rows_by_run(out: Path, runs) -> dict[str, dict]:
         t = json.loads(f.read_text()).get("train") if f.is_file() else None
         if t:
             row["train_cpu_s"] = t["cpu_s"]
-        fpi = _flops_per_image(r.path / "metrics.jsonl")
+        fpi = flops_per_image(read_log(r.path / "metrics.jsonl"))
         if fpi:
             row["train_tflop"] = fpi * info["images_seen"] / 1e12
         rows[r.path.name] = row
     return rows
-
-
-def _flops_per_image(log: Path) -> float | None:
-    if not log.is_file():
-        return None
-    for ln in log.read_text().splitlines():
-        try:
-            v = json.loads(ln).get("flops_per_image")
-        except json.JSONDecodeError:
-            continue
-        if v:
-            return float(v)
-    return None
 
 
 def _finite(rows: list[dict], key: str) -> list[float]:
@@ -115,11 +104,9 @@ def cell(key: str, rows: list[dict], digits: int) -> str:
     if not vals:
         return "-"
     if len(vals) > 1:
-        from ldm_vs_gan.metrics.stats import bootstrap_ci
+        from ldm_vs_gan.report.render import fmt_ci
 
-        _, lo, hi = bootstrap_ci(vals)
-        m, s = statistics.fmean(vals), statistics.stdev(vals)
-        return f"{m:.{digits}f} ± {s:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}] (n={len(vals)})"
+        return fmt_ci(vals, digits)
     n = _count(key, rows[0])
     if n:
         lo, hi = wilson(vals[0], n)

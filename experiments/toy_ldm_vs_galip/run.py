@@ -270,10 +270,13 @@ def done(out: Path, run: Run) -> bool:
     """An evaluation's output exists and was made from this run's final weights."""
     if not out.is_file():
         return False
-    if out.name == "diagnosis.json":
-        return json.loads(out.read_text()).get("images_seen") == run.budget
-    prov = json.loads(out.read_text()).get("provenance", {})
-    return (prov.get("checkpoint") or {}).get("images_seen") == run.budget
+    d = json.loads(out.read_text())
+    seen = (
+        d.get("images_seen")
+        if out.name == "diagnosis.json"
+        else (d.get("provenance", {}).get("checkpoint") or {}).get("images_seen")
+    )
+    return seen == run.budget
 
 
 Job = tuple[str, list[tuple[list[str], Path]], tuple[Path, str] | None]

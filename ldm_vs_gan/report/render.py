@@ -37,16 +37,17 @@ def fmt(m: float, s: float, n: int) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f} (n={n})" if n > 1 else f"{m:.{digits}f}"
 
 
-def fmt_ci(vals: list[float]) -> str:
+def fmt_ci(vals: list[float], digits: int | None = None) -> str:
     """``mean ± std [95% CI]`` over a family's runs (seeds): a percentile bootstrap of the mean;
-    with 3 seeds it is crude and too narrow, so it is shown next to the spread, not instead."""
+    with 3 seeds it is crude and too narrow, so it is shown next to the spread, not instead.
+    ``digits``: decimals (default 4 below 1, else 2)."""
     from ldm_vs_gan.metrics.stats import bootstrap_ci
 
     m, s, n = mean_std(vals)
     if n < 2 or m != m:
         return fmt(m, s, n)
     _, lo, hi = bootstrap_ci(vals)
-    digits = 4 if abs(m) < 1 else 2
+    digits = digits if digits is not None else (4 if abs(m) < 1 else 2)
     return f"{m:.{digits}f} ± {s:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}] (n={n})"
 
 

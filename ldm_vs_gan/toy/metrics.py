@@ -103,24 +103,31 @@ def panel_prdc(real_features, fake_features, k: int = 5) -> dict[str, float]:
 
 
 @torch.no_grad()
-def clip_judge_agreement(family, fake_u8: torch.Tensor, judge) -> dict[str, float]:
-    """How often the family's frozen CLIP (zero-shot over the 16 one-object captions "a {colour}
-    {shape}") and the toy judge read the same shape and colour in the generated images. A
-    generator that pleases the CLIP without drawing the object shows up as disagreement. {} for a
-    family without a CLIP."""
+def clip_reading(clip, images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(colour index, shape index) per image, on the CPU: the frozen CLIP's zero-shot pick among
+    the 16 one-object captions "a {colour} {shape}"."""
     from ldm_vs_gan.toy.world import COLORS, SHAPES
 
-    clip = getattr(family, "clip", None)
-    if clip is None or not hasattr(clip, "encode_image") or len(fake_u8) == 0:
-        return {}
     pairs = [(c, s) for c in COLORS for s in SHAPES]
     device = next(clip.parameters()).device
     txt = F.normalize(clip.encode_text([f"a {c} {s}" for c, s in pairs]).pooled.float(), dim=-1)
-    img = F.normalize(clip.encode_image(fake_u8.to(device).float() / 127.5 - 1.0).float(), dim=-1)
-    clip_pick = (img @ txt.t()).argmax(1).cpu()
+    img = F.normalize(clip.encode_image(images_u8.to(device).float() / 127.5 - 1.0).float(), dim=-1)
+    pick = (img @ txt.t()).argmax(1).cpu()
+    return pick // len(SHAPES), pick % len(SHAPES)
+
+
+@torch.no_grad()
+def clip_judge_agreement(family, fake_u8: torch.Tensor, judge) -> dict[str, float]:
+    """How often the family's frozen CLIP (zero-shot, :func:`clip_reading`) and the toy judge read
+    the same shape and colour in the generated images. A generator that pleases the CLIP without
+    drawing the object shows up as disagreement. {} for a family without a CLIP."""
+    clip = getattr(family, "clip", None)
+    if clip is None or not hasattr(clip, "encode_image") or len(fake_u8) == 0:
+        return {}
+    color, shape = clip_reading(clip, fake_u8)
     pred = judge.predict(fake_u8.cpu())
-    judge_pick = pred["color0"] * len(SHAPES) + pred["shape0"]
-    return {"clip_judge_agreement": float((clip_pick == judge_pick).float().mean())}
+    same = (color == pred["color0"]) & (shape == pred["shape0"])
+    return {"clip_judge_agreement": float(same.float().mean())}
 
 
 @torch.no_grad()
